@@ -1,0 +1,35 @@
+# `make run`: set up .venv and reproduce every claim of the quiz (writes infonorm-report/).
+# `make test`: set up .venv, lint, and run the test suite.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# The CPU build of PyTorch that these machines keep on local disk; the package itself only
+# asks for torch>=2.3.
+TORCH_PIN := torch==2.13.0
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint bench clean
+
+run: $(STAMP)
+	$(BIN)/infonorm reproduce
+
+test: $(STAMP)
+	$(BIN)/ruff check src tests
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+
+bench: $(STAMP)
+	$(BIN)/infonorm bench --op layer_norm --device cpu
+	$(BIN)/infonorm bench --op mutual_information --device cpu
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet $(TORCH_PIN)
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+clean:
+	rm -rf $(VENV) infonorm-report .pytest_cache .ruff_cache

@@ -1,0 +1,7 @@
+"""infonorm: cross-entropy fitting, maximum-mutual-information training and layer
+normalization with hand-derived backpropagation, each checked against independent
+references (TTIC 31230, Quiz 1)."""
+
+from infonorm import geometric
+
+__all__ = ["geometric"]

@@ -1,0 +1,104 @@
+"""Argument checks shared by the public functions.
+
+Every check raises before any work is done, with a message that names the argument and
+says what was expected, so that a caller (or the CLI) can show it as one line.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from numbers import Real
+from typing import Any
+
+import numpy as np
+import torch
+
+# Counts beyond 2**53 cannot be told apart from their neighbours once averaged in float64.
+MAX_COUNT = 2**53
+
+
+def as_counts(samples: Any, name: str = "samples") -> torch.Tensor:
+    """Return `samples` as a 1-D int64 tensor of non-negative integers, or raise ValueError."""
+    if isinstance(samples, (str, bytes)):
+        raise ValueError(f"{name} must be a 1-D sequence of non-negative integers, got a string")
+    if isinstance(samples, torch.Tensor):
+        values = samples.detach().cpu()
+        if values.dtype == torch.bool or values.is_complex():
+            raise ValueError(f"{name} must hold non-negative integers, got dtype {values.dtype}")
+        array = values.to(torch.float64 if values.is_floating_point() else torch.int64).numpy()
+    else:
+        if not isinstance(samples, (Sequence, np.ndarray)) and not hasattr(samples, "__array__"):
+            raise ValueError(
+                f"{name} must be a 1-D sequence of non-negative integers, "
+                f"got {type(samples).__name__}"
+            )
+        try:
+            array = np.asarray(samples)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"{name} must be a 1-D sequence of non-negative integers") from error
+    if array.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {tuple(array.shape)}")
+    if array.size == 0:
+        raise ValueError(f"{name} is empty: at least one count is needed")
+    if array.dtype == np.bool_ or not np.issubdtype(array.dtype, np.number):
+        raise ValueError(f"{name} must hold non-negative integers, got values of type {array.dtype}")
+    if np.iscomplexobj(array):
+        raise ValueError(f"{name} must hold real non-negative integers, got complex values")
+    if np.issubdtype(array.dtype, np.floating):
+        if not np.all(np.isfinite(array)):
+            raise ValueError(f"{name} holds NaN or infinite values")
+        if np.any(array != np.floor(array)):
+            raise ValueError(f"{name} holds fractional values: counts must be whole numbers")
+    if np.any(array < 0):
+        raise ValueError(f"{name} holds negative values: counts must be >= 0")
+    if np.any(array > MAX_COUNT):
+        raise ValueError(f"{name} holds values above 2**53, too large to average exactly")
+    return torch.as_tensor(array.astype(np.int64))
+
+
+def as_float64(value: Any, name: str) -> tuple[torch.Tensor, bool]:
+    """Return (value as a float64 tensor, whether it was a Python/NumPy scalar)."""
+    if isinstance(value, torch.Tensor):
+        if not (value.is_floating_point() or value.dtype in _INTEGER_DTYPES):
+            raise TypeError(f"{name} must be a real number or tensor, got dtype {value.dtype}")
+        return value.to(torch.float64) if value.dtype != torch.float64 else value, False
+    if isinstance(value, bool) or not isinstance(value, (Real, np.ndarray, Sequence)):
+        raise TypeError(f"{name} must be a real number or tensor, got {type(value).__name__}")
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"{name} must be a real number or tensor") from error
+    return torch.as_tensor(array), array.ndim == 0
+
+
+def check_in_range(
+    value: torch.Tensor, name: str, *, low: float, high: float, high_open: bool
+) -> None:
+    """Raise ValueError unless every element lies in [low, high) or [low, high]."""
+    if torch.isnan(value).any():
+        raise ValueError(f"{name} holds NaN")
+    above = value >= high if high_open else value > high
+    if (value < low).any() or above.any():
+        closing = ")" if high_open else "]"
+        bad = value[(value < low) | above].flatten()[0].item()
+        raise ValueError(f"{name} must lie in [{low:g}, {high:g}{closing}, got {bad!r}")
+
+
+def check_choice(value: Any, name: str, choices: Sequence[str]) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
+
+
+def check_finite_scalar(value: Any, name: str, *, minimum: float | None = None) -> float:
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum:g}, got {value!r}")
+    return value
+
+
+_INTEGER_DTYPES = (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8)

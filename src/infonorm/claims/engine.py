@@ -1,0 +1,234 @@
+"""The claim engine: the quiz's statements as checks against independent references.
+
+A `Claim` pairs a statement of the quiz with a check. The check returns `Evidence`:
+what the quiz says (expected), what an independent reference measured, the tolerance,
+a verdict and the reference's name. A refuted claim is a finding about the source, not a
+failure of the run; a check that raises is recorded with verdict "error".
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import traceback
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar
+
+import numpy as np
+import torch
+
+Verdict = Literal["confirmed", "refuted", "error"]
+VERDICTS: tuple[Verdict, ...] = ("confirmed", "refuted", "error")
+PROBLEMS = ("P1", "P2", "P3")
+
+T = TypeVar("T")
+
+
+@dataclass
+class Evidence:
+    """The outcome of one check."""
+
+    expected: Any
+    measured: Any
+    tolerance: float | None
+    verdict: Verdict
+    reference: str
+    details: dict[str, Any] = field(default_factory=dict)
+    note: str = ""
+
+
+def within(
+    expected: Any,
+    measured: Any,
+    tolerance: float,
+    *,
+    reference: str,
+    relative: bool = False,
+    details: dict[str, Any] | None = None,
+    note: str = "",
+) -> Evidence:
+    """Confirmed when every |measured − expected| <= tolerance (times |expected| if relative).
+
+    Infinite values agree only with the same infinity; NaN never agrees.
+    """
+    e = np.asarray(expected, dtype=np.float64)
+    m = np.asarray(measured, dtype=np.float64)
+    if e.shape != m.shape:
+        raise ValueError(f"expected has shape {e.shape} but measured has shape {m.shape}")
+    error = max_error(e, m, relative=relative)
+    verdict: Verdict = "confirmed" if error <= tolerance else "refuted"
+    info = {"max_error": error, "relative": relative, **(details or {})}
+    return Evidence(expected, measured, tolerance, verdict, reference, info, note)
+
+
+def max_error(expected: Any, measured: Any, *, relative: bool = False) -> float:
+    """Largest |measured − expected| (relative: divided by max(|expected|, tiny))."""
+    e = np.asarray(expected, dtype=np.float64)
+    m = np.asarray(measured, dtype=np.float64)
+    same_infinity = np.isinf(e) & (e == m)
+    diff = np.where(same_infinity, 0.0, np.abs(m - e))
+    if relative:
+        diff = np.where(same_infinity, 0.0, diff / np.maximum(np.abs(e), 1e-300))
+    diff = np.where(np.isnan(diff), np.inf, diff)
+    return float(diff.max()) if diff.size else 0.0
+
+
+def holds(
+    condition: bool,
+    *,
+    expected: Any,
+    measured: Any,
+    reference: str,
+    tolerance: float | None = None,
+    details: dict[str, Any] | None = None,
+    note: str = "",
+) -> Evidence:
+    """Evidence for a claim whose truth is a condition (an inequality, a count, a match)."""
+    verdict: Verdict = "confirmed" if bool(condition) else "refuted"
+    return Evidence(expected, measured, tolerance, verdict, reference, dict(details or {}), note)
+
+
+def combine(parts: Sequence[Evidence], *, reference: str, note: str = "") -> Evidence:
+    """One verdict from several sub-checks: refuted if any part is; each part kept in details."""
+    verdict: Verdict = "confirmed" if all(p.verdict == "confirmed" for p in parts) else "refuted"
+    return Evidence(
+        expected=[p.expected for p in parts],
+        measured=[p.measured for p in parts],
+        tolerance=max((p.tolerance for p in parts if p.tolerance is not None), default=None),
+        verdict=verdict,
+        reference=reference,
+        details={"parts": [_evidence_dict(p) for p in parts]},
+        note=note,
+    )
+
+
+@dataclass
+class Context:
+    """What a check may use: the seed, the quick switch, shared results, progress."""
+
+    seed: int = 0
+    quick: bool = False
+    progress: Callable[[str, int, int], None] | None = None
+    _memo: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def _salted(self, salt: str) -> int:
+        return (self.seed * 1_000_003 + zlib.crc32(salt.encode())) % 2**63
+
+    def generator(self, salt: str) -> torch.Generator:
+        """A torch generator seeded from the run's seed and `salt`, independent of order."""
+        return torch.Generator().manual_seed(self._salted(salt))
+
+    def rng(self, salt: str) -> np.random.Generator:
+        """A NumPy generator seeded from the run's seed and `salt`."""
+        return np.random.default_rng(self._salted(salt))
+
+    def shared(self, key: str, compute: Callable[[], T]) -> T:
+        """Compute once per run a result that several claims read (a training run, say)."""
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
+
+    def track(self, items: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:
+        """Iterate, reporting each step to the progress display when there is one."""
+        items = list(items) if total is None else items
+        total = len(items) if total is None else total
+        for done, item in enumerate(items):
+            if self.progress is not None:
+                self.progress(description, done, total)
+            yield item
+        if self.progress is not None:
+            self.progress(description, total, total)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A statement of the quiz and the check that tests it."""
+
+    id: str
+    problem: str
+    statement: str
+    check: Callable[[Context], Evidence]
+    title: str = ""
+
+    def __post_init__(self) -> None:
+        if self.problem not in PROBLEMS:
+            raise ValueError(f"problem must be one of {PROBLEMS}, got {self.problem!r}")
+
+
+@dataclass
+class ClaimResult:
+    claim: Claim
+    evidence: Evidence
+    seconds: float
+
+    @property
+    def verdict(self) -> Verdict:
+        return self.evidence.verdict
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.claim.id,
+            "problem": self.claim.problem,
+            "title": self.claim.title,
+            "statement": self.claim.statement,
+            **_evidence_dict(self.evidence),
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def evaluate(claim: Claim, context: Context) -> ClaimResult:
+    """Run one claim's check; an exception becomes verdict "error" with its message."""
+    start = time.perf_counter()
+    try:
+        evidence = claim.check(context)
+        if evidence.verdict not in VERDICTS:
+            raise ValueError(f"check returned verdict {evidence.verdict!r}")
+    except Exception as error:  # a broken check is reported, not raised: the run goes on
+        evidence = Evidence(
+            expected=None,
+            measured=None,
+            tolerance=None,
+            verdict="error",
+            reference="",
+            details={"traceback": traceback.format_exc(limit=8)},
+            note=f"{type(error).__name__}: {error}",
+        )
+    return ClaimResult(claim, evidence, time.perf_counter() - start)
+
+
+def _evidence_dict(evidence: Evidence) -> dict[str, Any]:
+    return {
+        "verdict": evidence.verdict,
+        "expected": jsonable(evidence.expected),
+        "measured": jsonable(evidence.measured),
+        "tolerance": jsonable(evidence.tolerance),
+        "reference": evidence.reference,
+        "note": evidence.note,
+        "details": jsonable(evidence.details),
+    }
+
+
+def jsonable(value: Any) -> Any:
+    """Plain JSON types; non-finite floats become the strings "inf", "-inf", "nan"."""
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().double().numpy() if value.is_floating_point() else value.numpy()
+    if isinstance(value, np.ndarray):
+        return jsonable(value.tolist())
+    if isinstance(value, (np.floating, float)):
+        value = float(value)
+        if math.isfinite(value):
+            return value
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.bool_,)):
+        return bool(value)
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    return str(value)

@@ -1,0 +1,5 @@
+"""Problem 3 claims."""
+
+from infonorm.claims.engine import Claim
+
+CLAIMS: list[Claim] = []

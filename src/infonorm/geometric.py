@@ -1,0 +1,214 @@
+"""Problem 1: fitting Q_λ(k) = (1 − λ) λ^k, k = 0, 1, 2, …, to counts by cross-entropy.
+
+For a population Pop on k >= 0 with mean μ:
+
+    H(Pop, Q_λ) = −E_{k~Pop}[ln Q_λ(k)] = −(ln(1 − λ) + μ ln λ)
+    ∂_λ H       = 1/(1 − λ) − μ/λ
+    λ*          = μ/(μ + 1)            (the unique minimizer on [0, 1))
+    E_{Q_λ*}[k] = λ*/(1 − λ*) = μ
+
+Q_λ is the geometric distribution counting failures before the first success, with
+success probability p = 1 − λ; `distribution` returns torch's own.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch.distributions import Geometric
+
+from infonorm._validation import as_counts, as_float64, check_choice, check_in_range
+
+__all__ = [
+    "FIT_METHODS",
+    "GeometricFit",
+    "cross_entropy",
+    "cross_entropy_grad",
+    "distribution",
+    "empirical_cross_entropy",
+    "fit",
+    "optimal_lambda",
+    "total_variation",
+]
+
+FIT_METHODS = ("closed-form", "gradient")
+
+
+def _lambda(lam: Any) -> tuple[torch.Tensor, bool]:
+    lam_t, scalar = as_float64(lam, "lam")
+    check_in_range(lam_t.detach(), "lam", low=0.0, high=1.0, high_open=True)
+    return lam_t, scalar
+
+
+def _mean(mu: Any) -> tuple[torch.Tensor, bool]:
+    mu_t, scalar = as_float64(mu, "mu")
+    check_in_range(mu_t.detach(), "mu", low=0.0, high=math.inf, high_open=True)
+    return mu_t, scalar
+
+
+def _result(value: torch.Tensor, scalar: bool) -> torch.Tensor | float:
+    return value.item() if scalar else value
+
+
+def distribution(lam: Any) -> Geometric:
+    """Q_λ as `torch.distributions.Geometric(probs=1 − λ)`, for 0 <= λ < 1."""
+    lam_t, _ = _lambda(lam)
+    # Q_λ(k) = (1 − λ) λ^k = p (1 − p)^k with p = 1 − λ
+    return Geometric(probs=1 - lam_t)
+
+
+def cross_entropy(mu: Any, lam: Any) -> torch.Tensor | float:
+    """H(Pop, Q_λ) = −(ln(1 − λ) + μ ln λ) in nats, for a population of mean μ.
+
+    Broadcasts over tensors; a float in gives a float out. At λ = 0 the limits are exact:
+    0 when μ = 0, +inf when μ > 0.
+    """
+    mu_t, mu_scalar = _mean(mu)
+    lam_t, lam_scalar = _lambda(lam)
+    # H = −(ln(1 − λ) + μ ln λ); xlogy makes μ ln λ = 0 at μ = 0, λ = 0
+    H = -(torch.log1p(-lam_t) + torch.xlogy(mu_t, lam_t))
+    return _result(H, mu_scalar and lam_scalar)
+
+
+def cross_entropy_grad(mu: Any, lam: Any) -> torch.Tensor | float:
+    """∂_λ H(Pop, Q_λ) = 1/(1 − λ) − μ/λ (−inf at λ = 0 when μ > 0; 1 when μ = 0)."""
+    mu_t, mu_scalar = _mean(mu)
+    lam_t, lam_scalar = _lambda(lam)
+    # μ/λ with the limit 0 at μ = 0, so that the derivative at the boundary λ = 0 is 1
+    mu_over_lam = torch.where(mu_t == 0, torch.zeros_like(mu_t), mu_t / lam_t)
+    # ∂_λ H = 1/(1 − λ) − μ/λ
+    grad = 1 / (1 - lam_t) - mu_over_lam
+    return _result(grad, mu_scalar and lam_scalar)
+
+
+def optimal_lambda(mu: Any) -> torch.Tensor | float:
+    """λ* = μ/(μ + 1), the minimizer of H(Pop, Q_λ) over 0 <= λ < 1."""
+    mu_t, scalar = _mean(mu)
+    if torch.isinf(mu_t).any():
+        raise ValueError("mu must be finite: λ* = μ/(μ + 1) reaches 1, outside [0, 1)")
+    # λ* = μ/(μ + 1)
+    return _result(mu_t / (mu_t + 1), scalar)
+
+
+def _support(samples: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """Distinct values k and their frequencies Pop̂(k) of a sample of counts."""
+    counts = as_counts(samples)
+    values, multiplicity = torch.unique(counts, return_counts=True)
+    return values.to(torch.float64), multiplicity.to(torch.float64) / counts.numel()
+
+
+def _weighted_nll(values: torch.Tensor, freq: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
+    # Ĥ(λ) = Σ_k Pop̂(k) · (−ln Q_λ(k)), ln Q_λ from torch.distributions, not from our formula
+    return -(freq * Geometric(probs=1 - lam).log_prob(values)).sum()
+
+
+def empirical_cross_entropy(samples: Any, lam: Any) -> torch.Tensor | float:
+    """Mean of −ln Q_λ(k) over `samples`, evaluated with torch.distributions.
+
+    Differentiable in `lam` when it is a tensor that requires grad.
+    """
+    values, freq = _support(samples)
+    lam_t, scalar = _lambda(lam)
+    nll = torch.stack([_weighted_nll(values, freq, one) for one in lam_t.reshape(-1)])
+    return _result(nll.reshape(lam_t.shape), scalar)
+
+
+def total_variation(samples: Any, lam: float) -> float:
+    """½ Σ_k |Q_λ(k) − Pop̂(k)| between Q_λ and the empirical frequencies of `samples`.
+
+    The sum runs over every k >= 0: beyond the largest sample m, Pop̂ is 0 and Q_λ holds
+    Σ_{k>m} Q_λ(k) = λ^(m+1).
+    """
+    values, freq = _support(samples)
+    lam_t, _ = _lambda(lam)
+    m = int(values.max().item())
+    k = torch.arange(m + 1, dtype=torch.float64)
+    empirical = torch.zeros(m + 1, dtype=torch.float64).index_add_(0, values.long(), freq)
+    Q = distribution(lam_t).log_prob(k).exp()
+    tail = lam_t ** (m + 1)
+    return 0.5 * ((Q - empirical).abs().sum() + tail).item()
+
+
+@dataclass(frozen=True)
+class GeometricFit:
+    """Q_λ fitted to a sample of counts by minimizing the empirical cross-entropy."""
+
+    lam: float
+    mu: float
+    cross_entropy: float
+    n: int
+    method: str
+    path: tuple[float, ...] = field(default=(), repr=False)
+
+    @property
+    def mean(self) -> float:
+        """E_{k~Q_λ}[k] = λ/(1 − λ), the mean of the fitted distribution."""
+        return self.lam / (1 - self.lam)
+
+    def distribution(self) -> Geometric:
+        return distribution(self.lam)
+
+    def pmf(self, k: Any) -> torch.Tensor:
+        """Q_λ(k) for integer k >= 0."""
+        return self.distribution().log_prob(torch.as_tensor(k, dtype=torch.float64)).exp()
+
+
+def fit(samples: Any, method: str = "closed-form") -> GeometricFit:
+    """Fit Q_λ to counts by cross-entropy.
+
+    method="closed-form": λ = μ̂/(μ̂ + 1) with μ̂ the sample mean.
+    method="gradient": minimizes the empirical cross-entropy Ĥ(λ) numerically (Newton steps
+    on the autograd derivatives of Ĥ, safeguarded by bisection), without using λ*; it is
+    independent evidence that the closed form is the minimizer. `path` holds its iterates.
+    """
+    check_choice(method, "method", FIT_METHODS)
+    counts = as_counts(samples)
+    mu = counts.to(torch.float64).mean().item()
+    if method == "closed-form":
+        lam, path = mu / (mu + 1), ()
+    else:
+        lam, path = _minimize_empirical_cross_entropy(counts)
+    H = _weighted_nll(*_support(counts), torch.tensor(lam, dtype=torch.float64)).item()
+    return GeometricFit(lam=lam, mu=mu, cross_entropy=H, n=counts.numel(), method=method, path=path)
+
+
+def _derivatives(values: torch.Tensor, freq: torch.Tensor, lam: float) -> tuple[float, float]:
+    """(∂_λ Ĥ, ∂²_λ Ĥ) at λ by autograd through torch.distributions' log-probability."""
+    lam_t = torch.tensor(lam, dtype=torch.float64, requires_grad=True)
+    (g,) = torch.autograd.grad(_weighted_nll(values, freq, lam_t), lam_t, create_graph=True)
+    if not g.requires_grad:  # Ĥ is linear in λ only at degenerate points; no curvature term
+        return g.item(), 0.0
+    (h,) = torch.autograd.grad(g, lam_t)
+    return g.item(), h.item()
+
+
+def _minimize_empirical_cross_entropy(
+    counts: torch.Tensor, max_steps: int = 200
+) -> tuple[float, tuple[float, ...]]:
+    values, freq = _support(counts)
+    # Ĥ is convex on [0, 1): if it does not decrease at λ = 0, the boundary is the minimum.
+    g0, _ = _derivatives(values, freq, 0.0)
+    if g0 >= 0:
+        return 0.0, (0.0,)
+    low, high, lam = 0.0, 1.0, 0.5
+    path = [lam]
+    for _ in range(max_steps):
+        g, h = _derivatives(values, freq, lam)
+        if g == 0:
+            break
+        # the sign of the derivative of a convex function brackets its minimizer
+        if g > 0:
+            high = lam
+        else:
+            low = lam
+        newton = lam - g / h if h > 0 else math.nan
+        step = newton if low < newton < high else 0.5 * (low + high)
+        converged = abs(step - lam) <= 1e-15 * max(lam, 1e-300) or high - low <= 1e-16
+        lam = step
+        path.append(lam)
+        if converged:
+            break
+    return lam, tuple(path)
