@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from numbers import Real
-from typing import Any
+from numbers import Integral, Real
+from typing import Any, NoReturn
 
 import numpy as np
 import torch
@@ -41,8 +41,13 @@ def as_counts(samples: Any, name: str = "samples") -> torch.Tensor:
         raise ValueError(f"{name} must be 1-D, got shape {tuple(array.shape)}")
     if array.size == 0:
         raise ValueError(f"{name} is empty: at least one count is needed")
+    if array.dtype == object and all(_is_integer(v) for v in array):
+        # only Python integers beyond int64 make an object array of integers
+        _reject_big_integers(array, name)
     if array.dtype == np.bool_ or not np.issubdtype(array.dtype, np.number):
-        raise ValueError(f"{name} must hold non-negative integers, got values of type {array.dtype}")
+        raise ValueError(
+            f"{name} must hold non-negative integers, got values of type {array.dtype}"
+        )
     if np.iscomplexobj(array):
         raise ValueError(f"{name} must hold real non-negative integers, got complex values")
     if np.issubdtype(array.dtype, np.floating):
@@ -57,13 +62,23 @@ def as_counts(samples: Any, name: str = "samples") -> torch.Tensor:
     return torch.as_tensor(array.astype(np.int64))
 
 
+def _is_integer(value: Any) -> bool:
+    return isinstance(value, Integral) and not isinstance(value, bool)
+
+
+def _reject_big_integers(array: np.ndarray, name: str) -> NoReturn:
+    if any(v < 0 for v in array):
+        raise ValueError(f"{name} holds negative values: counts must be >= 0")
+    raise ValueError(f"{name} holds values above 2**53, too large to average exactly")
+
+
 def as_float64(value: Any, name: str) -> tuple[torch.Tensor, bool]:
     """Return (value as a float64 tensor, whether it was a Python/NumPy scalar)."""
     if isinstance(value, torch.Tensor):
         if not (value.is_floating_point() or value.dtype in _INTEGER_DTYPES):
             raise TypeError(f"{name} must be a real number or tensor, got dtype {value.dtype}")
         return value.to(torch.float64) if value.dtype != torch.float64 else value, False
-    if isinstance(value, bool) or not isinstance(value, (Real, np.ndarray, Sequence)):
+    if isinstance(value, (bool, str, bytes)) or not isinstance(value, (Real, np.ndarray, Sequence)):
         raise TypeError(f"{name} must be a real number or tensor, got {type(value).__name__}")
     try:
         array = np.asarray(value, dtype=np.float64)

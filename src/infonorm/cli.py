@@ -42,16 +42,27 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     reproduce = commands.add_parser("reproduce", help="check every claim of Quiz 1, write a report")
-    reproduce.add_argument("--only", type=_problems, default=None, metavar="P1,P2,P3",
-                           help="the problems to check (default: all)")
-    reproduce.add_argument("--out", type=Path, default=Path("infonorm-report"), metavar="DIR",
-                           help="report folder (default: infonorm-report)")
+    reproduce.add_argument(
+        "--only",
+        type=_problems,
+        default=None,
+        metavar="P1,P2,P3",
+        help="the problems to check (default: all)",
+    )
+    reproduce.add_argument(
+        "--out",
+        type=Path,
+        default=Path("infonorm-report"),
+        metavar="DIR",
+        help="report folder (default: infonorm-report)",
+    )
     reproduce.add_argument("--seed", type=_seed, default=0, metavar="N", help="random seed (0)")
     reproduce.add_argument("--quick", action="store_true", help="smaller grids and training runs")
 
     fit = commands.add_parser("fit", help="fit Q_λ(k) = (1−λ)λ^k to counts in a file")
-    fit.add_argument("file", type=Path, metavar="FILE",
-                     help="one count per line, or a CSV file (with --column)")
+    fit.add_argument(
+        "file", type=Path, metavar="FILE", help="one count per line, or a CSV file (with --column)"
+    )
     fit.add_argument("--column", default=None, metavar="NAME", help="the CSV column of counts")
     fit.add_argument("--method", choices=("closed-form", "gradient"), default="closed-form")
     fit.add_argument("--json", action="store_true", help="print the fit as JSON")
@@ -60,8 +71,13 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--op", required=True, choices=("layer_norm", "mutual_information"))
     bench.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     bench.add_argument("--quick", action="store_true", help="fewer shapes and repeats")
-    bench.add_argument("--out", type=Path, default=None, metavar="FILE.json",
-                       help="also write every figure as JSON")
+    bench.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        metavar="FILE.json",
+        help="also write every figure as JSON",
+    )
     return parser
 
 
@@ -89,20 +105,23 @@ def _seed(text: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    stderr = Console(stderr=True, highlight=False)
     try:
         args = build_parser().parse_args(argv)
         command = {"reproduce": _reproduce, "fit": _fit, "bench": _bench}[args.command]
         return command(args, argv)
     except UsageError as error:
-        stderr.print(f"infonorm: error: {error}", markup=False)
-        return EXIT_USAGE
+        return _fail(error, EXIT_USAGE)
     except (ValueError, TypeError, OSError) as error:
-        stderr.print(f"infonorm: error: {error}", markup=False)
-        return EXIT_DATA
+        return _fail(error, EXIT_DATA)
     except KeyboardInterrupt:
-        stderr.print("infonorm: interrupted", markup=False)
-        return 130
+        return _fail("interrupted", 130)
+
+
+def _fail(error: object, code: int) -> int:
+    """One line on stderr, whatever the message holds."""
+    message = " ".join(str(error).split())
+    print(f"infonorm: error: {message}", file=sys.stderr)
+    return code
 
 
 def _reproduce(args: argparse.Namespace, argv: list[str]) -> int:
@@ -116,15 +135,20 @@ def _reproduce(args: argparse.Namespace, argv: list[str]) -> int:
     console = Console(highlight=False)
     started = time.perf_counter()
     with Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=console, transient=True,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
     ) as progress:
         overall = progress.add_task("claims", total=len(claims))
         step = progress.add_task("", total=None, visible=False)
 
         def on_step(description: str, done: int, total: int) -> None:
-            progress.update(step, description=f"  {description}", completed=done, total=total,
-                            visible=True)
+            progress.update(
+                step, description=f"  {description}", completed=done, total=total, visible=True
+            )
 
         def on_start(claim) -> None:
             progress.update(overall, description=f"{claim.id}: {claim.title}")
@@ -133,8 +157,9 @@ def _reproduce(args: argparse.Namespace, argv: list[str]) -> int:
             progress.update(step, visible=False)
             progress.advance(overall)
             style = VERDICT_STYLE[result.verdict]
-            console.print(f"[{style}]{result.verdict:>9}[/] {result.claim.id}"
-                          f"  [dim]{result.seconds:.1f} s[/]")
+            console.print(
+                f"[{style}]{result.verdict:>9}[/] {result.claim.id}  [dim]{result.seconds:.1f} s[/]"
+            )
 
         context.progress = on_step
         results = run(claims, context, on_start=on_start, on_result=on_result)
@@ -144,9 +169,7 @@ def _reproduce(args: argparse.Namespace, argv: list[str]) -> int:
     console.print(f"Report: {out / 'index.html'}   Data: {out / 'claims.json'}")
     errors = [r.claim.id for r in results if r.verdict == "error"]
     if errors:
-        Console(stderr=True).print(f"infonorm: error: checks failed to run: {', '.join(errors)}",
-                                   markup=False)
-        return EXIT_DATA
+        return _fail(f"checks failed to run: {', '.join(errors)}", EXIT_DATA)
     return 0
 
 
@@ -159,8 +182,13 @@ def _results_table(results) -> Table:
     for result in results:
         entry = result.to_dict()
         style = VERDICT_STYLE[result.verdict]
-        table.add_row(entry["id"], f"[{style}]{entry['verdict']}[/]", short(entry["expected"]),
-                      short(entry["measured"]), entry["reference"])
+        table.add_row(
+            entry["id"],
+            f"[{style}]{entry['verdict']}[/]",
+            short(entry["expected"]),
+            short(entry["measured"]),
+            entry["reference"],
+        )
     return table
 
 
@@ -217,8 +245,11 @@ def _csv_column(text: str, column: str, path: Path) -> list[tuple[int, str]]:
         if column not in names:
             shown = ", ".join(repr(n) for n in names) or "none"
             raise ValueError(f"{path}: no column {column!r} (columns: {shown})")
-        return [(reader.line_num, (row[column] or "").strip()) for row in reader
-                if (row[column] or "").strip()]
+        return [
+            (reader.line_num, (row[column] or "").strip())
+            for row in reader
+            if (row[column] or "").strip()
+        ]
     except csv.Error as error:
         raise ValueError(f"{path}: malformed CSV ({error})") from None
 
@@ -244,9 +275,14 @@ def _fit(args: argparse.Namespace, argv: list[str]) -> int:
     fit = geometric.fit(counts, method=args.method)
     tv = geometric.total_variation(counts, fit.lam)
     summary = {
-        "file": str(args.file), "column": args.column, "n": fit.n, "mu": fit.mu,
-        "lambda": fit.lam, "cross_entropy_nats": fit.cross_entropy + 0.0,
-        "total_variation": tv, "method": fit.method,
+        "file": str(args.file),
+        "column": args.column,
+        "n": fit.n,
+        "mu": fit.mu,
+        "lambda": fit.lam,
+        "cross_entropy_nats": fit.cross_entropy + 0.0,
+        "total_variation": tv,
+        "method": fit.method,
     }
     console = Console(highlight=False)
     if args.json:
@@ -268,8 +304,13 @@ def _bench(args: argparse.Namespace, argv: list[str]) -> int:
     from infonorm import bench
 
     console = Console(highlight=False)
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  console=console, transient=True) as progress:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
         task = progress.add_task(f"{args.op} on {args.device}", total=None)
 
         def on_step(description: str, done: int, total: int) -> None:
@@ -285,8 +326,10 @@ def _bench(args: argparse.Namespace, argv: list[str]) -> int:
     for note in report.notes:
         console.print(note, markup=False)
     env = report.environment
-    console.print(f"[dim]{env.get('date')} · {env.get('gpu') or env.get('processor')} · "
-                  f"torch {env.get('torch')} · {env.get('threads')} threads[/]")
+    console.print(
+        f"[dim]{env.get('date')} · {env.get('gpu') or env.get('processor')} · "
+        f"torch {env.get('torch')} · {env.get('threads')} threads[/]"
+    )
     if args.out is not None:
         record = {"command": " ".join(["infonorm", *argv]), **report.to_dict()}
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -91,8 +91,12 @@ def _cpu_name() -> str:
 
 
 def median_seconds(
-    fn: Callable[[], Any], *, device: str, warmup: int = 3, repeat: int = 20,
-    min_seconds: float = 0.2
+    fn: Callable[[], Any],
+    *,
+    device: str,
+    warmup: int = 3,
+    repeat: int = 20,
+    min_seconds: float = 0.2,
 ) -> float:
     """Median wall time of `fn()` over at least `repeat` runs (and at least `min_seconds`).
 

@@ -68,9 +68,10 @@ def max_error(expected: Any, measured: Any, *, relative: bool = False) -> float:
     e = np.asarray(expected, dtype=np.float64)
     m = np.asarray(measured, dtype=np.float64)
     same_infinity = np.isinf(e) & (e == m)
-    diff = np.where(same_infinity, 0.0, np.abs(m - e))
-    if relative:
-        diff = np.where(same_infinity, 0.0, diff / np.maximum(np.abs(e), 1e-300))
+    with np.errstate(invalid="ignore", over="ignore"):  # inf − inf is handled just below
+        diff = np.where(same_infinity, 0.0, np.abs(m - e))
+        if relative:
+            diff = np.where(same_infinity, 0.0, diff / np.maximum(np.abs(e), 1e-300))
     diff = np.where(np.isnan(diff), np.inf, diff)
     return float(diff.max()) if diff.size else 0.0
 
@@ -213,7 +214,9 @@ def _evidence_dict(evidence: Evidence) -> dict[str, Any]:
 def jsonable(value: Any) -> Any:
     """Plain JSON types; non-finite floats become the strings "inf", "-inf", "nan"."""
     if isinstance(value, torch.Tensor):
-        value = value.detach().cpu().double().numpy() if value.is_floating_point() else value.numpy()
+        value = (
+            value.detach().cpu().double().numpy() if value.is_floating_point() else value.numpy()
+        )
     if isinstance(value, np.ndarray):
         return jsonable(value.tolist())
     if isinstance(value, (np.floating, float)):

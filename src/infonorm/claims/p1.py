@@ -105,8 +105,14 @@ def check_closed_form(ctx: Context) -> Evidence:
         expected += closed
         measured += direct
         rows.append(
-            {"population": population.name, "kind": population.kind, "mu": mu, "lam": lams,
-             "closed_form": closed, "scipy": direct}
+            {
+                "population": population.name,
+                "kind": population.kind,
+                "mu": mu,
+                "lam": lams,
+                "closed_form": closed,
+                "scipy": direct,
+            }
         )
     return within(
         expected,
@@ -127,9 +133,14 @@ def _empirical_frequencies() -> list[dict]:
         values, multiplicity = np.unique(population.counts, return_counts=True)
         fit = geometric.fit(population.counts)
         out.append(
-            {"population": population.name, "values": values, "frequency": multiplicity / fit.n,
-             "lam": fit.lam, "mu": fit.mu,
-             "total_variation": geometric.total_variation(population.counts, fit.lam)}
+            {
+                "population": population.name,
+                "values": values,
+                "frequency": multiplicity / fit.n,
+                "lam": fit.lam,
+                "mu": fit.mu,
+                "total_variation": geometric.total_variation(population.counts, fit.lam),
+            }
         )
     return out
 
@@ -146,15 +157,23 @@ def check_minimizer(ctx: Context) -> Evidence:
             options={"xatol": 1e-12},
         )
         scipy_parts.append(
-            within(geometric.optimal_lambda(population.mean), best.x, 1e-6,
-                   reference="scipy.optimize.minimize_scalar")
+            within(
+                geometric.optimal_lambda(population.mean),
+                best.x,
+                1e-6,
+                reference="scipy.optimize.minimize_scalar",
+            )
         )
         # our gradient fit on a sample of the population, against μ̂/(μ̂ + 1) of that sample
         sample = population.sample(ctx.rng(f"P1.b/{population.name}"), n)
         fitted = geometric.fit(sample, method="gradient")
         gradient_parts.append(
-            within(geometric.optimal_lambda(fitted.mu), fitted.lam, 1e-6,
-                   reference="geometric.fit(method='gradient')")
+            within(
+                geometric.optimal_lambda(fitted.mu),
+                fitted.lam,
+                1e-6,
+                reference="geometric.fit(method='gradient')",
+            )
         )
         paths.append({"population": population.name, "mu": fitted.mu, "path": fitted.path})
     evidence = combine(
@@ -225,10 +244,14 @@ def check_convexity(ctx: Context) -> Evidence:
 def check_mean(ctx: Context) -> Evidence:
     mus = [*(p.mean for p in populations()), 0.0, 1e-3, 1e3]
     lam_star = [geometric.optimal_lambda(mu) for mu in mus]
-    means = [Geometric(probs=torch.tensor(1 - lam, dtype=torch.float64)).mean.item()
-             for lam in lam_star]
+    means = [
+        Geometric(probs=torch.tensor(1 - lam, dtype=torch.float64)).mean.item() for lam in lam_star
+    ]
     return within(
-        mus, means, 1e-12, relative=True,
+        mus,
+        means,
+        1e-12,
+        relative=True,
         reference="torch.distributions.Geometric(probs=1−λ*).mean",
         details={"lambda_star": lam_star},
     )
@@ -236,6 +259,7 @@ def check_mean(ctx: Context) -> Evidence:
 
 def _series_mean(lam: float, tail_bound: float) -> tuple[float, float, int]:
     """Σ_{k=0}^{K} k(1 − λ)λ^k, the bound on the rest, and K, with the rest below tail_bound."""
+
     # Σ_{k>K} k(1 − λ)λ^k = λ^(K+1)((K+1)(1 − λ) + λ)/(1 − λ) decreases to 0 in K
     def tail(K: int) -> float:
         return lam ** (K + 1) * ((K + 1) * (1 - lam) + lam) / (1 - lam)
@@ -257,8 +281,9 @@ def check_mean_series(ctx: Context) -> Evidence:
         # the truncated sum undershoots μ by the tail, up to float64 rounding of K terms
         rounding = 8 * np.finfo(np.float64).eps * max(mu, 1.0) * math.log2(K + 2)
         ok &= -rounding <= mu - partial_sum <= tail + rounding
-        rows.append({"mu": mu, "lambda_star": lam, "partial_sum": partial_sum, "K": K,
-                     "tail_bound": tail})
+        rows.append(
+            {"mu": mu, "lambda_star": lam, "partial_sum": partial_sum, "K": K, "tail_bound": tail}
+        )
     return holds(
         ok,
         expected=mus,
@@ -271,33 +296,45 @@ def check_mean_series(ctx: Context) -> Evidence:
 
 CLAIMS = [
     Claim(
-        "P1.a", "P1",
+        "P1.a",
+        "P1",
         "H(Pop, Q_λ) = −(ln(1 − λ) + μ ln λ), with μ = E_Pop[k].",
-        check_closed_form, "closed-form cross-entropy",
+        check_closed_form,
+        "closed-form cross-entropy",
     ),
     Claim(
-        "P1.b", "P1",
+        "P1.b",
+        "P1",
         "λ* = μ/(μ + 1) minimizes H(Pop, Q_λ).",
-        check_minimizer, "the minimizer λ*",
+        check_minimizer,
+        "the minimizer λ*",
     ),
     Claim(
-        "P1.b.derivative", "P1",
+        "P1.b.derivative",
+        "P1",
         "∂_λ H(Pop, Q_λ) = 1/(1 − λ) − μ/λ and ∂²_λ H(Pop, Q_λ) = 1/(1 − λ)² + μ/λ².",
-        check_derivatives, "first and second derivatives",
+        check_derivatives,
+        "first and second derivatives",
     ),
     Claim(
-        "P1.b.convexity", "P1",
+        "P1.b.convexity",
+        "P1",
         "∂²_λ H(Pop, Q_λ) > 0 for all λ ∈ [0, 1), μ ∈ [0, ∞): H is strictly convex in λ.",
-        check_convexity, "strict convexity",
+        check_convexity,
+        "strict convexity",
     ),
     Claim(
-        "P1.c", "P1",
+        "P1.c",
+        "P1",
         "The mean of Q_λ* is μ: E_{k~Q_λ}[k] = λ/(1 − λ), and λ = μ/(μ + 1) gives μ.",
-        check_mean, "mean of the fitted distribution",
+        check_mean,
+        "mean of the fitted distribution",
     ),
     Claim(
-        "P1.c.series", "P1",
+        "P1.c.series",
+        "P1",
         "Σ_k k(1 − λ)λ^k = λ/(1 − λ), the series derivation of the mean.",
-        check_mean_series, "the mean by its series",
+        check_mean_series,
+        "the mean by its series",
     ),
 ]

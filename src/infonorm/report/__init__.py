@@ -21,7 +21,9 @@ from infonorm.report.html import render_page
 __all__ = ["write_report"]
 
 
-def write_report(results: Sequence[ClaimResult], out: str | os.PathLike, meta: dict[str, Any]) -> Path:
+def write_report(
+    results: Sequence[ClaimResult], out: str | os.PathLike, meta: dict[str, Any]
+) -> Path:
     """Write claims.json, meta.json and index.html into `out`, replacing it atomically."""
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -41,8 +43,9 @@ def write_report(results: Sequence[ClaimResult], out: str | os.PathLike, meta: d
 
 
 def _write_json(path: Path, value: Any) -> None:
-    path.write_text(json.dumps(value, indent=1, ensure_ascii=False, allow_nan=False) + "\n",
-                    encoding="utf-8")
+    path.write_text(
+        json.dumps(value, indent=1, ensure_ascii=False, allow_nan=False) + "\n", encoding="utf-8"
+    )
 
 
 def _replace(staging: Path, out: Path) -> None:

@@ -42,8 +42,8 @@ def render_page(entries: list[dict[str, Any]], meta: dict[str, Any], folder: Pat
 <title>infonorm — Quiz 1 reproduced</title><style>{STYLE}</style></head>
 <body>
 <h1>infonorm — Quiz 1 reproduced</h1>
-<p class="muted">{len(entries)} claims: {counts['confirmed']} confirmed, {counts['refuted']}
-refuted, {counts['error']} in error. Each is checked against a reference independent of the
+<p class="muted">{len(entries)} claims: {counts["confirmed"]} confirmed, {counts["refuted"]}
+refuted, {counts["error"]} in error. Each is checked against a reference independent of the
 quiz's own formulas.</p>
 <h2>Summary</h2>
 {_summary_table(entries)}
