@@ -174,19 +174,20 @@ def _reproduce(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 def _results_table(results) -> Table:
-    from infonorm.report.html import short
+    from infonorm.report.markup import evidence_summary
 
     table = Table(title="Quiz 1: claims checked against independent references")
-    for column in ("claim", "verdict", "expected", "measured", "reference"):
-        table.add_column(column, overflow="fold")
+    table.add_column("claim", no_wrap=True)
+    table.add_column("verdict", no_wrap=True)
+    table.add_column("evidence", overflow="fold")
+    table.add_column("independent reference", overflow="fold")
     for result in results:
         entry = result.to_dict()
         style = VERDICT_STYLE[result.verdict]
         table.add_row(
             entry["id"],
             f"[{style}]{entry['verdict']}[/]",
-            short(entry["expected"]),
-            short(entry["measured"]),
+            evidence_summary(entry),
             entry["reference"],
         )
     return table

@@ -193,7 +193,9 @@ def _minimize_empirical_cross_entropy(
     g0, _ = _derivatives(values, freq, 0.0)
     if g0 >= 0:
         return 0.0, (0.0,)
-    low, high, lam = 0.0, 1.0, 0.5
+    # From λ = 1/2 one Newton step on this family lands exactly on μ/(μ + 1); starting
+    # elsewhere makes the path show the minimization rather than that coincidence.
+    low, high, lam = 0.0, 1.0, 0.1
     path = [lam]
     for _ in range(max_steps):
         g, h = _derivatives(values, freq, lam)
@@ -205,10 +207,8 @@ def _minimize_empirical_cross_entropy(
         else:
             low = lam
         newton = lam - g / h if h > 0 else math.nan
-        step = newton if low < newton < high else 0.5 * (low + high)
-        converged = abs(step - lam) <= 1e-15 * max(lam, 1e-300) or high - low <= 1e-16
-        lam = step
-        path.append(lam)
-        if converged:
+        if abs(newton - lam) <= 1e-15 * lam or high - low <= 1e-16:
             break
+        lam = newton if low < newton < high else 0.5 * (low + high)
+        path.append(lam)
     return lam, tuple(path)

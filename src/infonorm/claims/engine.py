@@ -94,13 +94,18 @@ def holds(
 def combine(parts: Sequence[Evidence], *, reference: str, note: str = "") -> Evidence:
     """One verdict from several sub-checks: refuted if any part is; each part kept in details."""
     verdict: Verdict = "confirmed" if all(p.verdict == "confirmed" for p in parts) else "refuted"
+    details: dict[str, Any] = {"parts": [_evidence_dict(p) for p in parts]}
+    errors = [p.details.get("max_error") for p in parts]
+    if parts and all(isinstance(e, float) for e in errors):
+        details["max_error"] = max(errors)
+        details["relative"] = all(p.details.get("relative") for p in parts)
     return Evidence(
         expected=[p.expected for p in parts],
         measured=[p.measured for p in parts],
         tolerance=max((p.tolerance for p in parts if p.tolerance is not None), default=None),
         verdict=verdict,
         reference=reference,
-        details={"parts": [_evidence_dict(p) for p in parts]},
+        details=details,
         note=note,
     )
 

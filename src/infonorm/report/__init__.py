@@ -16,7 +16,7 @@ from typing import Any
 
 from infonorm.claims import ClaimResult
 from infonorm.claims.engine import jsonable
-from infonorm.report.html import render_page
+from infonorm.report.page import render_page
 
 __all__ = ["write_report"]
 
