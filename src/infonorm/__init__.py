@@ -3,5 +3,6 @@ normalization with hand-derived backpropagation, each checked against independen
 references (TTIC 31230, Quiz 1)."""
 
 from infonorm import geometric
+from infonorm.layer_norm import LayerNorm, layer_norm
 
-__all__ = ["geometric"]
+__all__ = ["LayerNorm", "geometric", "layer_norm"]
