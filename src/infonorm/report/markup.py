@@ -22,6 +22,8 @@ def short(v: Any, limit: int = 4) -> str:
         shown = ", ".join(short(x, limit) for x in v[:limit])
         more = f", … ({len(v)} values)" if len(v) > limit else ""
         return f"[{shown}{more}]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{k}: {short(x, limit)}" for k, x in v.items()) + "}"
     if v is None:
         return "—"
     return str(v)

@@ -7,7 +7,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from infonorm.report import p1
+from infonorm.report import p1, p3
 from infonorm.report.figures import Figures
 from infonorm.report.markup import short, verdict_badge
 
@@ -30,8 +30,10 @@ PROBLEMS: dict[str, tuple[str, str, Callable[[dict[str, dict], Figures], str]]] 
         "Problem 3 — backpropagation for layer normalization",
         "The quiz normalizes a layer L[t, i] by its mean μ and standard deviation σ over all "
         "t and i, applies a per-feature affine map A[i], B[i] and an activation, and writes the "
-        "backpropagation equations. Each printed line is checked on its own.",
-        lambda entries, fig: "",
+        "backpropagation equations. Each printed line is checked on its own; infonorm's own "
+        "forward and hand-written backward are checked against autograd and finite "
+        "differences, and timed against what users run today.",
+        p3.figures,
     ),
 }
 
@@ -62,6 +64,10 @@ figure { margin: 1.2rem 0; background: white; border: 1px solid #e3e7ee; border-
 figure img { max-width: 100%; height: auto; display: block; margin: 0 auto; }
 figcaption { color: #4b5563; font-size: 13.5px; margin-top: .4rem; }
 img.eq { vertical-align: middle; max-width: 100%; }
+p.fix { margin: .5rem 0 0; padding-top: .4rem; border-top: 1px dashed #e3e7ee; }
+.line { background: white; border: 1px solid #e3e7ee; border-radius: .5rem; padding: .3rem .8rem
+        .6rem; margin: .5rem 0; overflow-x: auto; }
+.line p { margin: .3rem 0; }
 code { background: #eef1f5; padding: .1rem .3rem; border-radius: .25rem; }
 """
 
