@@ -90,7 +90,8 @@ def _check_arguments(x: Any, A: Any, B: Any, *, scope: Any, activation: Any, eps
 
 def _check_spread(x: torch.Tensor, scope: str) -> None:
     """With eps = 0 a constant layer has σ = 0, and h = (L − μ)/σ is undefined."""
-    low, high = torch.aminmax(_rows(x, scope).flatten(1), dim=1)
+    rows = _rows(x, scope).flatten(1)
+    low, high = rows.amin(1), rows.amax(1)
     constant = (low == high).nonzero()
     if constant.numel():
         where = "layer" if scope == "layer" else "position"
@@ -161,8 +162,13 @@ def layer_norm_reference(
 
 def _statistics(
     X: torch.Tensor, scope: str, eps: float
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """μ and 1/σ, each of shape (R, 1, 1), and L − μ as a new contiguous tensor of X's shape."""
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(μ, 1/σ, (L − μ)/s, s/σ): the statistics, each of shape (R, 1, 1), and L − μ divided
+    by s = max_{t,i} |L[t, i] − μ| as a new contiguous tensor of X's shape.
+
+    Dividing by s keeps Σ ((L − μ)/s)² within [1, TI], so σ is right at any scale of x:
+    (L − μ)² itself overflows float32 beyond |x| ≈ 1e19 and underflows below 1e-19.
+    """
     L = _rows(X, scope)
     N = L.shape[1] * L.shape[2]
     # μ = (1/TI) Σ_{t,i} L[t, i]
@@ -171,10 +177,18 @@ def _statistics(
     # L − μ in X's shape (μ broadcast over the normalized dims), contiguous so that its rows
     # are views of it
     centered = X.contiguous() - mu.view(*shape, *[1] * (X.dim() - len(shape)))
-    # rstd = 1/σ = ((1/TI) Σ_{t,i} (L[t, i] − μ)² + eps)^(−1/2), the sum of squares as a norm²
-    rstd = torch.linalg.vector_norm(_rows(centered, scope), dim=(1, 2), keepdim=True)
-    rstd = rstd.square_().div_(N).add_(eps).rsqrt_()
-    return mu, rstd, centered
+    rows = _rows(centered, scope)
+    # s = max_{t,i} |L[t, i] − μ|, 1 for a constant layer
+    # (two plain reductions: torch's ord=inf norm and aminmax are far slower on CPU)
+    s = torch.maximum(rows.amax((1, 2), keepdim=True), rows.amin((1, 2), keepdim=True).neg_())
+    s = torch.where(s > 0, s, torch.ones_like(s))
+    rows.div_(s)
+    # s/σ = ((1/TI) Σ_{t,i} ((L[t, i] − μ)/s)² + eps/s²)^(−1/2), the sum of squares as a norm²
+    # (eps/s/s rather than eps/s²: s² may underflow to 0, and eps = 0 must stay 0)
+    s_rstd = torch.linalg.vector_norm(rows, dim=(1, 2), keepdim=True)
+    s_rstd = s_rstd.square_().div_(N).add_(eps / s / s).rsqrt_()
+    # rstd = 1/σ = (s/σ)/s
+    return mu, s_rstd / s, centered, s_rstd
 
 
 def _scale_by_A_over_sigma_(t: torch.Tensor, A: torch.Tensor, rstd: torch.Tensor) -> torch.Tensor:
@@ -199,9 +213,9 @@ def _forward(
     x.shape[:-1] ("position"), in float32 for half-precision x."""
     dtype = _compute_dtype(x)
     A, B = A.to(dtype), B.to(dtype)
-    mu, rstd, centered = _statistics(x.to(dtype), scope, eps)
-    # z = A[i] h[t, i] + B[i] with h = (L − μ)/σ, built in place in the buffer of L − μ
-    _scale_by_A_over_sigma_(_rows(centered, scope), A, rstd).add_(B)
+    mu, rstd, centered, s_rstd = _statistics(x.to(dtype), scope, eps)
+    # z = A[i] h[t, i] + B[i] with h = ((L − μ)/s)(s/σ), built in place in the buffer of (L − μ)/s
+    _scale_by_A_over_sigma_(_rows(centered, scope), A, s_rstd).add_(B)
     # L̃ = act(z), on the buffer itself: a view of it returned from autograd.Function could not
     # be modified in place by the caller
     y = ACTIVATIONS[activation].forward_(centered)
@@ -270,7 +284,7 @@ def layer_norm_backward(
     """(L.grad, A.grad, B.grad) of `layer_norm` given L̃.grad = dy, by the hand equations."""
     eps = _check_arguments(x, A, B, scope=scope, activation=activation, eps=eps)
     _check_dy(dy, x)
-    mu, rstd, _ = _statistics(x.to(_compute_dtype(x)), scope, eps)
+    mu, rstd, _, _ = _statistics(x.to(_compute_dtype(x)), scope, eps)
     return _backward(dy, x, A, B, mu, rstd, scope=scope, activation=activation)
 
 
