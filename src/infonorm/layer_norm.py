@@ -32,6 +32,7 @@ import torch
 from torch import nn
 from torch.autograd.function import once_differentiable
 
+from infonorm._distributed import all_count, all_max, all_sum, check_group
 from infonorm._validation import check_choice, check_finite_scalar
 from infonorm.activations import ACTIVATIONS
 
@@ -59,8 +60,14 @@ def _check_tensor(t: Any, name: str) -> None:
         raise TypeError(f"{name} must be a floating-point tensor, got dtype {t.dtype}")
 
 
-def _check_arguments(x: Any, A: Any, B: Any, *, scope: Any, activation: Any, eps: Any) -> float:
-    """Every check on the forward's arguments, before any work; returns eps as a float."""
+def _check_arguments(
+    x: Any, A: Any, B: Any, *, scope: Any, activation: Any, eps: Any, group: Any = None
+) -> float:
+    """Every check on the forward's arguments, before any work; returns eps as a float.
+
+    With a group, this rank's slice of a layer may be empty (T = 0 here), and a zero
+    variance can only be told once the statistics are summed over the ranks.
+    """
     check_choice(scope, "scope", SCOPES)
     check_choice(activation, "activation", tuple(ACTIVATIONS))
     eps = check_finite_scalar(eps, "eps", minimum=0.0)
@@ -81,9 +88,11 @@ def _check_arguments(x: Any, A: Any, B: Any, *, scope: Any, activation: Any, eps
             )
         if p.device != x.device:
             raise ValueError(f"{name} is on {p.device} but x is on {x.device}: put both on one")
-    if (x.shape[-2:] if scope == "layer" else x.shape[-1:]).numel() == 0:
+    sliced = group is not None and scope == "layer"
+    normalized = x.shape[-1:] if sliced else (x.shape[-2:] if scope == "layer" else x.shape[-1:])
+    if normalized.numel() == 0:
         raise ValueError(f"x has no elements to normalize over: shape {tuple(x.shape)}")
-    if eps == 0:
+    if eps == 0 and not sliced:
         _check_spread(x, scope)
     return eps
 
@@ -116,7 +125,8 @@ def _rows(x: torch.Tensor, scope: str) -> torch.Tensor:
     """x as (R, T, I), statistics over the last two dims: R layers of (T, I) for scope
     "layer", R positions with T = 1 for scope "position"."""
     T = x.shape[-2] if scope == "layer" else 1
-    return x.reshape(-1, T, x.shape[-1])
+    # R spelled out: -1 cannot be inferred when T = 0 (an empty slice of a sharded layer)
+    return x.reshape(_statistics_shape(x, scope).numel(), T, x.shape[-1])
 
 
 def _statistics_shape(x: torch.Tensor, scope: str) -> torch.Size:
@@ -161,34 +171,45 @@ def layer_norm_reference(
 
 
 def _statistics(
-    X: torch.Tensor, scope: str, eps: float
+    X: torch.Tensor, scope: str, eps: float, group: Any = None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """(μ, 1/σ, (L − μ)/s, s/σ): the statistics, each of shape (R, 1, 1), and L − μ divided
     by s = max_{t,i} |L[t, i] − μ| as a new contiguous tensor of X's shape.
 
     Dividing by s keeps Σ ((L − μ)/s)² within [1, TI], so σ is right at any scale of x:
     (L − μ)² itself overflows float32 beyond |x| ≈ 1e19 and underflows below 1e-19.
+    With a process group, X holds this rank's slice of each layer along t, and every sum
+    and maximum runs over the slices of all ranks.
     """
     L = _rows(X, scope)
-    N = L.shape[1] * L.shape[2]
+    N = all_count(L.shape[1] * L.shape[2], group, X.device)
     # μ = (1/TI) Σ_{t,i} L[t, i]
-    mu = L.mean((1, 2), keepdim=True)
+    mu = all_sum(L.sum((1, 2), keepdim=True), group).div_(N)
     shape = _statistics_shape(X, scope)
     # L − μ in X's shape (μ broadcast over the normalized dims), contiguous so that its rows
     # are views of it
     centered = X.contiguous() - mu.view(*shape, *[1] * (X.dim() - len(shape)))
     rows = _rows(centered, scope)
     # s = max_{t,i} |L[t, i] − μ|, 1 for a constant layer
-    # (two plain reductions: torch's ord=inf norm and aminmax are far slower on CPU)
-    s = torch.maximum(rows.amax((1, 2), keepdim=True), rows.amin((1, 2), keepdim=True).neg_())
+    s = all_max(_largest_magnitude(rows), group)
+    if group is not None and eps == 0 and not bool(s.all()):
+        raise ValueError("eps=0 but a layer of x has all values equal across the group: σ = 0")
     s = torch.where(s > 0, s, torch.ones_like(s))
     rows.div_(s)
     # s/σ = ((1/TI) Σ_{t,i} ((L[t, i] − μ)/s)² + eps/s²)^(−1/2), the sum of squares as a norm²
     # (eps/s/s rather than eps/s²: s² may underflow to 0, and eps = 0 must stay 0)
-    s_rstd = torch.linalg.vector_norm(rows, dim=(1, 2), keepdim=True)
-    s_rstd = s_rstd.square_().div_(N).add_(eps / s / s).rsqrt_()
+    sum_squares = torch.linalg.vector_norm(rows, dim=(1, 2), keepdim=True).square_()
+    s_rstd = all_sum(sum_squares, group).div_(N).add_(eps / s / s).rsqrt_()
     # rstd = 1/σ = (s/σ)/s
     return mu, s_rstd / s, centered, s_rstd
+
+
+def _largest_magnitude(rows: torch.Tensor) -> torch.Tensor:
+    """max_{t,i} |rows[r, t, i]| as (R, 1, 1); 0 for an empty slice."""
+    if rows.shape[1] == 0:
+        return rows.new_zeros(rows.shape[0], 1, 1)
+    # two plain reductions: torch's ord=inf norm and aminmax are far slower on CPU
+    return torch.maximum(rows.amax((1, 2), keepdim=True), rows.amin((1, 2), keepdim=True).neg_())
 
 
 def _scale_by_A_over_sigma_(t: torch.Tensor, A: torch.Tensor, rstd: torch.Tensor) -> torch.Tensor:
@@ -203,17 +224,24 @@ def _scale_by_A_over_sigma_(t: torch.Tensor, A: torch.Tensor, rstd: torch.Tensor
 def _sum_over_t(t: torch.Tensor) -> torch.Tensor:
     """Σ_t of t shaped (R, T, I), as (R, I)."""
     # with T = 1 (scope "position") there is nothing to add, and sum(1) would copy t
-    return t.sum(1) if t.shape[1] > 1 else t.squeeze(1)
+    return t.squeeze(1) if t.shape[1] == 1 else t.sum(1)
 
 
 def _forward(
-    x: torch.Tensor, A: torch.Tensor, B: torch.Tensor, *, scope: str, activation: str, eps: float
+    x: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    *,
+    scope: str,
+    activation: str,
+    eps: float,
+    group: Any = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(L̃, μ, 1/σ) by torch ops; the statistics have shape x.shape[:-2] ("layer") or
     x.shape[:-1] ("position"), in float32 for half-precision x."""
     dtype = _compute_dtype(x)
     A, B = A.to(dtype), B.to(dtype)
-    mu, rstd, centered, s_rstd = _statistics(x.to(dtype), scope, eps)
+    mu, rstd, centered, s_rstd = _statistics(x.to(dtype), scope, eps, group)
     # z = A[i] h[t, i] + B[i] with h = ((L − μ)/s)(s/σ), built in place in the buffer of (L − μ)/s
     _scale_by_A_over_sigma_(_rows(centered, scope), A, s_rstd).add_(B)
     # L̃ = act(z), on the buffer itself: a view of it returned from autograd.Function could not
@@ -236,16 +264,18 @@ def _backward(
     *,
     scope: str,
     activation: str,
+    group: Any = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(L.grad, A.grad, B.grad) from L̃.grad = dy and the forward's saved μ and 1/σ.
 
     Plain tensor code, no autograd: h and z are recomputed from x rather than saved, so
-    the forward keeps only x and two numbers per layer.
+    the forward keeps only x and two numbers per layer. With a process group the two sums
+    over (t, i) run over every rank's slice; A.grad and B.grad are this rank's part.
     """
     dtype, dA_dtype, dB_dtype = _compute_dtype(x), A.dtype, B.dtype
     L, dY = _rows(x, scope).to(dtype), _rows(dy, scope).to(dtype)
     A, B = A.to(dtype), B.to(dtype)
-    N = L.shape[1] * L.shape[2]
+    N = all_count(L.shape[1] * L.shape[2], group, x.device)
     mu, rstd = mean.reshape(-1, 1, 1).to(dtype), rstd.reshape(-1, 1, 1).to(dtype)
     # h[t, i] = (L[t, i] − μ)/σ
     h = (L - mu).mul_(rstd)
@@ -255,14 +285,12 @@ def _backward(
     sum_G = _sum_over_t(G)
     # B.grad[i] = Σ_t G[t, i], summed over the layers too (one B for all)
     dB = sum_G.sum(0)
-    # Σ_{t,i} G A, per layer
-    sum_GA = (sum_G @ A).view(-1, 1, 1)
     # G h, in h's buffer: the last step reads L instead of h
     sum_Gh = _sum_over_t(h.mul_(G))
     # A.grad[i] = Σ_t G[t, i] h[t, i], summed over the layers too
     dA = sum_Gh.sum(0)
-    # Σ_{t,i} G A h, per layer
-    sum_GAh = (sum_Gh @ A).view(-1, 1, 1)
+    # Σ_{t,i} G A and Σ_{t,i} G A h, per layer (over every rank's slice: one all-reduce)
+    sum_GA, sum_GAh = all_sum(torch.stack([sum_G @ A, sum_Gh @ A]), group).view(2, -1, 1, 1)
     # L.grad = (1/σ)(G A − Σ G A/TI − h Σ G A h/TI), and with h = (L − μ)/σ
     #        = G A/σ − L · Σ G A h/(TI σ²) + (μ Σ G A h/σ − Σ G A)/(TI σ)
     dx = _scale_by_A_over_sigma_(G, A, rstd)
@@ -307,10 +335,10 @@ def _triton_imports() -> bool:
     return True
 
 
-def _implementation(backend: str):
+def _implementation(backend: str, group: Any):
     """The (forward, backward) pair of `backend`, both with the same signatures."""
     if backend == "torch":
-        return _forward, _backward
+        return functools.partial(_forward, group=group), functools.partial(_backward, group=group)
     # imported here so that CPU-only code never imports triton
     from infonorm.kernels import layer_norm as kernels
 
@@ -321,28 +349,28 @@ class _LayerNormFunction(torch.autograd.Function):
     """Saves x and the per-layer μ, 1/σ only; h and z are recomputed in backward."""
 
     @staticmethod
-    def forward(x, A, B, scope, activation, eps, backend):
-        forward, _ = _implementation(backend)
+    def forward(x, A, B, scope, activation, eps, backend, group):
+        forward, _ = _implementation(backend, group)
         return forward(x, A, B, scope=scope, activation=activation, eps=eps)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        x, A, B, scope, activation, _eps, backend = inputs
+        x, A, B, scope, activation, _eps, backend, group = inputs
         _y, mean, rstd = output
         ctx.save_for_backward(x, A, B, mean, rstd)
         ctx.mark_non_differentiable(mean, rstd)
-        ctx.scope, ctx.activation, ctx.backend = scope, activation, backend
+        ctx.scope, ctx.activation, ctx.backend, ctx.group = scope, activation, backend, group
 
     @staticmethod
     @once_differentiable
     def backward(ctx, dy, _dmean, _drstd):
         x, A, B, mean, rstd = ctx.saved_tensors
-        _, backward = _implementation(ctx.backend)
+        _, backward = _implementation(ctx.backend, ctx.group)
         grads = backward(dy, x, A, B, mean, rstd, scope=ctx.scope, activation=ctx.activation)
         dx, dA, dB = (
             g if needed else None for g, needed in zip(grads, ctx.needs_input_grad[:3], strict=True)
         )
-        return dx, dA, dB, None, None, None, None
+        return dx, dA, dB, None, None, None, None, None
 
 
 # ---------------------------------------------------------------------------- public API
@@ -367,12 +395,23 @@ def layer_norm(
     `infonorm.activations.ACTIVATIONS`. backend: "torch", "triton", or "auto" (Triton for
     CUDA tensors when triton imports). Statistics are float32 for half-precision x; the
     output has x's dtype.
+
+    group: a torch.distributed process group across which each layer is split along t
+    (sequence parallelism, scope="layer"): x is this rank's slice (..., T_r, I), and μ, σ
+    and the backward's two sums over (t, i) are all-reduced, so that the output and
+    x's gradient equal those of the unsplit layer. A.grad and B.grad are this rank's part
+    of the sum over t (DDP, or an all-reduce, adds the parts up). Every rank must call
+    forward and backward. Per-position statistics (scope="position") need no
+    communication: the group is then only checked. With a group the torch backend runs.
     """
-    eps = _check_arguments(x, A, B, scope=scope, activation=activation, eps=eps)
+    group = check_group(group)
+    eps = _check_arguments(x, A, B, scope=scope, activation=activation, eps=eps, group=group)
     check_choice(backend, "backend", BACKENDS)
-    if group is not None:
-        raise ValueError("group: statistics across a process group are not supported yet")
-    y, _, _ = _LayerNormFunction.apply(x, A, B, scope, activation, eps, _resolve(backend, x))
+    if group is not None and backend == "triton":
+        raise ValueError("backend='triton' runs one process; with a group use 'torch' or 'auto'")
+    sliced = group if scope == "layer" else None
+    resolved = "torch" if sliced is not None else _resolve(backend, x)
+    y, _, _ = _LayerNormFunction.apply(x, A, B, scope, activation, eps, resolved, sliced)
     return y
 
 
