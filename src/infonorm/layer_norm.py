@@ -285,17 +285,16 @@ def _backward(
     sum_G = _sum_over_t(G)
     # B.grad[i] = Σ_t G[t, i], summed over the layers too (one B for all)
     dB = sum_G.sum(0)
-    # G h, in h's buffer: the last step reads L instead of h
-    sum_Gh = _sum_over_t(h.mul_(G))
+    # Σ_t G[t, i] h[t, i], per layer
+    sum_Gh = _sum_over_t(G * h)
     # A.grad[i] = Σ_t G[t, i] h[t, i], summed over the layers too
     dA = sum_Gh.sum(0)
     # Σ_{t,i} G A and Σ_{t,i} G A h, per layer (over every rank's slice: one all-reduce)
     sum_GA, sum_GAh = all_sum(torch.stack([sum_G @ A, sum_Gh @ A]), group).view(2, -1, 1, 1)
-    # L.grad = (1/σ)(G A − Σ G A/TI − h Σ G A h/TI), and with h = (L − μ)/σ
-    #        = G A/σ − L · Σ G A h/(TI σ²) + (μ Σ G A h/σ − Σ G A)/(TI σ)
+    # L.grad = (1/σ)(G A − Σ G A/TI − h Σ G A h/TI), in G's buffer, each term scaled by 1/σ
+    # before it is added: (1/σ)² alone would overflow float32 for layers of spread < 1e-19
     dx = _scale_by_A_over_sigma_(G, A, rstd)
-    dx.addcmul_(L, sum_GAh * rstd.square() / -N)
-    dx.add_((mu * sum_GAh * rstd - sum_GA) * rstd / N)
+    dx.addcmul_(h, sum_GAh * rstd / -N).sub_(sum_GA * rstd / N)
     return dx.to(x.dtype).reshape(x.shape), dA.to(dA_dtype), dB.to(dB_dtype)
 
 
