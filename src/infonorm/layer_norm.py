@@ -285,16 +285,17 @@ def _backward(
     sum_G = _sum_over_t(G)
     # B.grad[i] = Σ_t G[t, i], summed over the layers too (one B for all)
     dB = sum_G.sum(0)
-    # Σ_t G[t, i] h[t, i], per layer
-    sum_Gh = _sum_over_t(G * h)
+    # G h, in h's buffer (no new tensor of x's size): the last step reads L rather than h
+    sum_Gh = _sum_over_t(h.mul_(G))
     # A.grad[i] = Σ_t G[t, i] h[t, i], summed over the layers too
     dA = sum_Gh.sum(0)
     # Σ_{t,i} G A and Σ_{t,i} G A h, per layer (over every rank's slice: one all-reduce)
     sum_GA, sum_GAh = all_sum(torch.stack([sum_G @ A, sum_Gh @ A]), group).view(2, -1, 1, 1)
-    # L.grad = (1/σ)(G A − Σ G A/TI − h Σ G A h/TI), in G's buffer, each term scaled by 1/σ
-    # before it is added: (1/σ)² alone would overflow float32 for layers of spread < 1e-19
-    dx = _scale_by_A_over_sigma_(G, A, rstd)
-    dx.addcmul_(h, sum_GAh * rstd / -N).sub_(sum_GA * rstd / N)
+    # L.grad = (1/σ)(G A − Σ G A/TI − h Σ G A h/TI), and with h = (L − μ)/σ and
+    # c = Σ G A h/(TI σ):  L.grad = (1/σ)(G A − c L + (c μ − Σ G A/TI)), in G's buffer.
+    # The factor 1/σ comes last: (1/σ)² would overflow float32 for a spread below 1e-19.
+    c = sum_GAh * rstd / N
+    dx = G.mul_(A).addcmul_(L, c, value=-1).add_(c * mu - sum_GA / N).mul_(rstd)
     return dx.to(x.dtype).reshape(x.shape), dA.to(dA_dtype), dB.to(dB_dtype)
 
 
