@@ -320,10 +320,12 @@ def layer_norm_backward(
 
 
 def _resolve(backend: str, x: torch.Tensor) -> str:
-    """Backend "auto" is Triton for CUDA tensors when triton imports, torch otherwise."""
+    """Backend "auto" is Triton for CUDA tensors of 16- and 32-bit floats when triton
+    imports (the kernels keep float32 statistics: float64 stays on torch), torch otherwise."""
     if backend != "auto":
         return backend
-    return "triton" if x.is_cuda and _triton_imports() else "torch"
+    kernel_dtype = x.dtype in (torch.float32, torch.float16, torch.bfloat16)
+    return "triton" if x.is_cuda and kernel_dtype and _triton_imports() else "torch"
 
 
 @functools.cache
