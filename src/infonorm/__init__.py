@@ -4,5 +4,14 @@ references (TTIC 31230, Quiz 1)."""
 
 from infonorm import geometric
 from infonorm.layer_norm import LayerNorm, layer_norm
+from infonorm.mutual_information import MMILoss, entropies, matched_accuracy, mutual_information
 
-__all__ = ["LayerNorm", "geometric", "layer_norm"]
+__all__ = [
+    "LayerNorm",
+    "MMILoss",
+    "entropies",
+    "geometric",
+    "layer_norm",
+    "matched_accuracy",
+    "mutual_information",
+]

@@ -1,0 +1,577 @@
+"""Problem 2: the mutual information I(y; ŷ) between labels and predictions, as an objective.
+
+For a batch of B examples with label rows Pop(y|x_b) (one-hot for class indices) and model
+rows Q(ŷ|x_b), the plug-in estimate of the quiz's joint and its marginals is
+
+    P(y, ŷ)  = (1/B) Σ_b Pop(y|x_b) Q(ŷ|x_b)
+    Pop(y)   = (1/B) Σ_b Pop(y|x_b)
+    P(ŷ)     = (1/B) Σ_b Q(ŷ|x_b)
+    I(y; ŷ)  = Σ_{y,ŷ} P(y, ŷ) ln P(y, ŷ)/(Pop(y) P(ŷ))            (0 ln 0 = 0)
+
+Everything is computed from unnormalized sums: S[k, c] = Σ_b Pop(k|x_b) Q(c|x_b),
+n[k] = Σ_b Pop(k|x_b), s[c] = Σ_k S[k, c] and N = B, so that P(y=k, ŷ=c) = S[k, c]/N,
+Pop(k) = n[k]/N, P(ŷ=c) = s[c]/N. With H(m) = ln N − (1/N) Σ m ln m for counts m summing to N,
+
+    I = H(y) + H(ŷ) − H(y, ŷ) = ln N + (1/N) (Σ S ln S − Σ s ln s − Σ n ln n)
+
+Holding Pop(y) fixed (it is data), the derivative is the pointwise mutual information
+Λ[k, c] = ln P(y=k, ŷ=c)/(Pop(k) P(ŷ=c)) = ln (S[k, c]/s[c]) − ln (n[k]/N) of the labels,
+
+    ∂I/∂Q[b, c] = (1/N) Σ_k Pop(k|x_b) Λ[k, c]             (= Λ[y_b, c]/N for an index y_b)
+
+and through the softmax Q[b] = softmax(z[b]), with ḡ[b] = Σ_c Q[b, c] ∂I/∂Q[b, c],
+
+    ∂I/∂z[b, c] = Q[b, c] (∂I/∂Q[b, c] − ḡ[b])
+
+Cost. The forward builds S (one row per label present, or per label row) and s chunk by
+chunk of examples; it keeps Λ, in S's storage, and s for backward, never Q: the backward
+recomputes the softmax chunk by chunk in the rows of the gradient itself. With class
+indices and logits, examples alone with their label in the batch (most of them when C is
+large) get no row at all: for them S[k] = Q[b] and ln S[k] = z[b] − logsumexp z[b] follow
+from the logits, without a logarithm per entry. So memory beyond the input and its
+gradient is O(K·C) for the K labels with several examples, never C × C. (A process group
+will sum S, n, N and s over the ranks before Λ is formed; labels then take rows common to
+all ranks.)
+
+Layout of this file: argument checks, the float64 reference (dense, plain autograd), the
+joint and Λ, the hand backward, the autograd.Function, the public functions and module.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+from scipy.optimize import linear_sum_assignment
+from torch import nn
+from torch.autograd.function import once_differentiable
+
+__all__ = [
+    "Entropies",
+    "MMILoss",
+    "entropies",
+    "matched_accuracy",
+    "mutual_information",
+    "mutual_information_reference",
+]
+
+_HALF = (torch.float16, torch.bfloat16)
+# Rows of a chunk on CPU: about 2^20 elements (4 MB in float32), so that each chunk's
+# passes run in cache and its scratch buffers stay small. On a GPU one chunk is the batch.
+_CHUNK_ELEMENTS = 1 << 20
+
+
+# ---------------------------------------------------------------------------- argument checks
+
+
+def _check_group(group: Any) -> None:
+    if group is not None:
+        raise ValueError(
+            "group: mutual_information does not support torch.distributed process groups "
+            "yet; pass group=None"
+        )
+
+
+def _check_input(input: Any, probs: Any) -> None:
+    if not isinstance(probs, bool):
+        raise TypeError(f"probs must be True or False, got {type(probs).__name__}")
+    if not isinstance(input, torch.Tensor):
+        raise TypeError(f"input must be a torch.Tensor, got {type(input).__name__}")
+    if not input.is_floating_point():
+        raise TypeError(f"input must be a floating-point tensor, got dtype {input.dtype}")
+    if input.dim() != 2:
+        what = "probabilities Q(ŷ|x)" if probs else "logits"
+        raise ValueError(f"input must be (B, C) {what}, got shape {tuple(input.shape)}")
+    if input.shape[0] == 0:
+        raise ValueError("input is an empty batch (B = 0): I(y; ŷ) needs at least one example")
+    if input.shape[1] == 0:
+        raise ValueError("input has no classes (C = 0)")
+    if probs:
+        _check_distributions(input, "input")
+
+
+def _check_distributions(rows: torch.Tensor, name: str) -> None:
+    """Rows of probabilities: no NaN, no negative entry, each summing to 1."""
+    if torch.isnan(rows).any():
+        raise ValueError(f"{name} holds NaN")
+    if (rows < 0).any():
+        raise ValueError(f"{name} holds negative values: rows must be probabilities")
+    sums = rows.sum(1, dtype=torch.float64)
+    # rounding of C entries stored in rows.dtype, with room for rows made in float32
+    tolerance = max(1e-5, torch.finfo(rows.dtype).eps) * max(1.0, math.sqrt(rows.shape[1]))
+    off = (sums - 1).abs()
+    if (off > tolerance).any():
+        b = int(off.argmax())
+        raise ValueError(
+            f"{name} rows must sum to 1, but row {b} sums to {sums[b].item():.6g} "
+            f"(tolerance {tolerance:.2g})"
+        )
+
+
+def _check_target(target: Any, input: torch.Tensor) -> None:
+    if not isinstance(target, torch.Tensor):
+        raise TypeError(f"target must be a torch.Tensor, got {type(target).__name__}")
+    if target.device != input.device:
+        raise ValueError(f"target is on {target.device} but input is on {input.device}")
+    B, C = input.shape
+    if target.dim() == 1:
+        if target.is_floating_point() or target.is_complex() or target.dtype == torch.bool:
+            raise TypeError(
+                f"target of shape (B,) must hold integer class indices, got dtype {target.dtype}"
+            )
+        if target.shape[0] != B:
+            raise ValueError(f"target has {target.shape[0]} labels but input has B = {B} rows")
+        low, high = torch.aminmax(target)
+        if low < 0 or high >= C:
+            bad = low.item() if low < 0 else high.item()
+            raise ValueError(f"target holds label {bad}, outside [0, {C}) (input has C = {C})")
+    elif target.dim() == 2:
+        if not target.is_floating_point():
+            raise TypeError(
+                f"target of shape (B, C_y) must hold probabilities Pop(y|x), got dtype "
+                f"{target.dtype}"
+            )
+        if target.shape[0] != B:
+            raise ValueError(f"target has {target.shape[0]} rows but input has B = {B} rows")
+        if target.shape[1] == 0:
+            raise ValueError("target has no label classes (C_y = 0)")
+        _check_distributions(target, "target")
+    else:
+        raise ValueError(
+            "target must be (B,) class indices or (B, C_y) rows Pop(y|x), "
+            f"got shape {tuple(target.shape)}"
+        )
+
+
+def _check_arguments(input: Any, target: Any, probs: Any, group: Any) -> None:
+    _check_group(group)
+    _check_input(input, probs)
+    _check_target(target, input)
+
+
+def _check_sums(s: torch.Tensor) -> None:
+    """Every NaN of Q (from NaN or +inf logits, or a row of only −inf) reaches s = Σ_k S."""
+    if torch.isnan(s).any():
+        raise ValueError("input holds NaN, +inf, or a row of only −inf: Q(ŷ|x) is undefined")
+
+
+# ---------------------------------------------------------------------------- float64 reference
+
+
+def mutual_information_reference(
+    input: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    probs: bool = False,
+    dtype: torch.dtype = torch.float64,
+) -> torch.Tensor:
+    """I(y; ŷ) from the dense joint (C_y × C), computed in `dtype`, differentiable by autograd.
+
+    The independent reference for tests and claims: plain torch ops, no chunks, no hand
+    backward. Pop(y) is held fixed (the targets are data), as in `mutual_information`.
+    """
+    _check_arguments(input, target, probs, None)
+    B, C = input.shape
+    Q = input.to(dtype) if probs else torch.softmax(input.to(dtype), 1)
+    Pop_y_x = nn.functional.one_hot(target, C).to(dtype) if target.dim() == 1 else target.to(dtype)
+    # labels of no example add 0 to I; dropped, so that autograd never meets ln 0 for them
+    Pop_y_x = Pop_y_x[:, Pop_y_x.sum(0) > 0]
+    # P(y, ŷ) = (1/B) Σ_b Pop(y|x_b) Q(ŷ|x_b)
+    P = Pop_y_x.T @ Q / B
+    # Pop(y) = (1/B) Σ_b Pop(y|x_b);  P(ŷ) = Σ_y P(y, ŷ)
+    Pop_y, P_yhat = Pop_y_x.mean(0), P.sum(0)
+    # I = Σ P ln P − Σ_y (Σ_ŷ P) ln Pop(y) − Σ_ŷ P(ŷ) ln P(ŷ), each 0 ln 0 = 0
+    return (
+        torch.xlogy(P, P).sum()
+        - torch.xlogy(P.sum(1), Pop_y).sum()
+        - torch.xlogy(P_yhat, P_yhat).sum()
+    )
+
+
+# ---------------------------------------------------------------------------- the joint
+
+
+def _compute_dtype(input: torch.Tensor) -> torch.dtype:
+    """float32 for half-precision input: sums over the batch need more than 8-bit mantissas."""
+    return torch.float32 if input.dtype in _HALF else input.dtype
+
+
+def _chunk_rows(input: torch.Tensor) -> int:
+    if input.device.type != "cpu":
+        return input.shape[0]
+    return max(1, _CHUNK_ELEMENTS // input.shape[1])
+
+
+def _chunks(B: int, step: int) -> list[tuple[int, int]]:
+    return [(a, min(a + step, B)) for a in range(0, B, step)]
+
+
+class _Targets(NamedTuple):
+    """The targets as the rows of S that each example adds to.
+
+    Class indices: `index[b]` is example b's row of S, and `counts` the examples of every
+    label present. With logits, when most examples are alone with their label (large C),
+    those (`single[b]`) get no row of S: for them S[k] = Q[b], so ln S[k] = z[b] −
+    logsumexp z[b] is known without a logarithm per entry (their index is −1). Label rows:
+    `Pop` is Pop(y|x) itself. n[k] = Σ_b Pop(k|x_b) for the rows of S.
+    """
+
+    index: torch.Tensor | None
+    Pop: torch.Tensor | None
+    single: torch.Tensor | None
+    n: torch.Tensor
+    counts: torch.Tensor
+
+
+def _targets(target: torch.Tensor, input_classes: int, probs: bool, dtype: torch.dtype) -> _Targets:
+    if target.dim() == 2:
+        Pop = target.to(dtype)
+        n = Pop.sum(0)
+        return _Targets(None, Pop, None, n, n)
+    # the labels present, in order, and each example's label among them: O(B + C), no sort
+    per_class = torch.bincount(target, minlength=input_classes)
+    present = per_class > 0
+    inverse = (present.cumsum(0) - 1)[target]
+    counts = per_class[present].to(dtype)
+    alone = counts == 1
+    # worth it for most of the batch only (the others then take a second pass), and not for
+    # probabilities, which need ln Q per entry anyway
+    if probs or 2 * int(alone.sum()) <= target.shape[0]:
+        return _Targets(inverse, None, None, counts, counts)
+    kept = ~alone
+    # kept labels get rows 0, 1, … in order
+    row = torch.where(kept, kept.cumsum(0) - 1, -1)
+    return _Targets(row[inverse], None, alone[inverse], counts[kept], counts)
+
+
+def _others(targets: _Targets, a: int, b: int) -> torch.Tensor:
+    """Positions, within rows a:b, of the examples that are not single."""
+    return (~targets.single[a:b]).nonzero().squeeze(1)
+
+
+def _sum_xlogx(S: torch.Tensor, scratch: torch.Tensor) -> torch.Tensor:
+    """Σ S ln S with 0 ln 0 = 0, in float64, using `scratch` (S's shape) for ln S."""
+    # ln 0 = −inf is replaced by 0 before it meets its factor S = 0
+    ln_S = torch.log(S, out=scratch).nan_to_num_(nan=0.0, neginf=0.0)
+    # torch's pairwise sum: a dot product (vdot) accumulates in float32 lanes, 1e-5 off
+    return ln_S.mul_(S).sum().double()
+
+
+def _softmax_xlogx(z: torch.Tensor, Q: torch.Tensor, scratch: torch.Tensor) -> torch.Tensor:
+    """Σ_c Q ln Q of each row, for Q = softmax(z) by rows, from z: no logarithm per entry."""
+    z = z.to(Q.dtype)
+    m = z.amax(1, keepdim=True)
+    # ln Q[b, c] = (z[b, c] − m[b]) + ln max_c Q[b, c], with m[b] = max_c z[b, c]: the
+    # largest Q of a row is at least 1/C, so its logarithm is accurate, and z − m <= 0
+    # keeps the products Q (z − m) small wherever Q is
+    # Σ_c Q ln Q = Σ_c Q (z − m) + ln max_c Q                (Σ_c Q = 1)
+    return torch.sub(z, m, out=scratch).mul_(Q).sum(1) + Q.amax(1).log()
+
+
+def _joint(
+    input: torch.Tensor, targets: _Targets, probs: bool, dtype: torch.dtype
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(S, s, Σ_single Σ_c Q ln Q): S, s = Σ_b Q[b] and the entropy terms of single
+    examples (float64), summed chunk by chunk."""
+    B, C = input.shape
+    step = _chunk_rows(input)
+    single = targets.single
+    S = input.new_zeros(targets.n.shape[0], C, dtype=dtype)
+    s = input.new_zeros(C, dtype=dtype)
+    sum_single = input.new_zeros((), dtype=torch.float64)
+    Q_scratch = None if probs else input.new_empty(min(step, B), C, dtype=dtype)
+    scratch = None if single is None else torch.empty_like(Q_scratch)
+    for a, b in _chunks(B, step):
+        x = input[a:b]
+        Q = x.to(dtype) if probs else torch.softmax(x, 1, dtype=dtype, out=Q_scratch[: b - a])
+        s += Q.sum(0)
+        if targets.Pop is not None:
+            # S += Pop(y|x)ᵀ Q over the chunk
+            S.addmm_(targets.Pop[a:b].T, Q)
+            continue
+        # S[k] += Q[b] for the examples b of label k: only labels present have a row
+        if single is None:
+            S.index_add_(0, targets.index[a:b], Q)
+            continue
+        others = _others(targets, a, b)
+        S.index_add_(0, targets.index[a:b][others], Q[others])
+        xlogx = _softmax_xlogx(x, Q, scratch[: b - a])
+        sum_single += xlogx.masked_fill_(~single[a:b], 0).sum().double()
+    return S, s, sum_single
+
+
+def _sum_joint_xlogx(S: torch.Tensor) -> torch.Tensor:
+    """Σ S ln S over the rows of S, a chunk of rows at a time."""
+    step = _chunk_rows(S)
+    scratch = torch.empty_like(S[:step])
+    return sum(
+        (_sum_xlogx(S_k, scratch[: S_k.shape[0]]) for S_k in S.split(step)),
+        start=S.new_zeros((), dtype=torch.float64),
+    )
+
+
+def _mutual_information(
+    sum_SlnS: torch.Tensor, S: torch.Tensor, s: torch.Tensor, n: torch.Tensor, N: int
+) -> torch.Tensor:
+    """I = (1/N) Σ S ln (S N/(n s)) in float64, from Σ S ln S over every example's row."""
+    # I = (1/N) (Σ S ln S − Σ_k r[k] ln n[k] − Σ s ln s + ln N Σ s), r[k] = Σ_c S[k, c];
+    # on the simplex r = n and Σ s = N, but written so, I stays the definition for any
+    # Q >= 0 and Λ/N stays its gradient (single examples have r = n = 1: no term)
+    r, s, n = S.sum(1).double(), s.double(), n.double()
+    terms = sum_SlnS - torch.xlogy(r, n).sum() - torch.xlogy(s, s).sum()
+    return (terms + math.log(N) * s.sum()) / N
+
+
+def _pointwise_information_(
+    S: torch.Tensor, s: torch.Tensor, n: torch.Tensor, N: int
+) -> torch.Tensor:
+    """Λ = ln (S/s) − ln (n/N), 0 where S = 0, in S's storage (rows of S and n match)."""
+    # Λ[k, c] = ln (S[k, c]/s[c]) − ln (n[k]/N)
+    Lam = S.div_(s).log_().sub_(torch.log(n / N).unsqueeze(1))
+    # where S = 0 (ln 0 = −inf, or 0/0 in a column no example predicts) Λ only ever meets
+    # the factor Q = 0 (or Pop = 0), so any finite value is exact there: 0
+    return Lam.nan_to_num_(nan=0.0, neginf=0.0)
+
+
+def _sums(
+    input: torch.Tensor, targets: _Targets, probs: bool, dtype: torch.dtype
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(S, s, Σ S ln S), the last over every row of S, single examples' included."""
+    S, s, sum_single = _joint(input, targets, probs, dtype)
+    _check_sums(s)
+    return S, s, _sum_joint_xlogx(S) + sum_single
+
+
+def _forward(
+    input: torch.Tensor, targets: _Targets, probs: bool
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(I in input's dtype, Λ, s)."""
+    N = input.shape[0]
+    S, s, sum_SlnS = _sums(input, targets, probs, targets.n.dtype)
+    information = _mutual_information(sum_SlnS, S, s, targets.n, N)
+    return information.to(input.dtype), _pointwise_information_(S, s, targets.n, N), s
+
+
+# ---------------------------------------------------------------------------- hand backward
+
+
+def _gradient_rows(
+    x: torch.Tensor,
+    targets: _Targets,
+    Lam: torch.Tensor,
+    ln_s: torch.Tensor,
+    a: int,
+    out: torch.Tensor,
+) -> torch.Tensor:
+    """G[b, c] = N ∂I/∂Q[b, c] = Σ_k Pop(k|x_b) Λ[k, c] for the chunk of rows x from a on
+    (Λ[y_b, c] for class indices), written into `out`."""
+    b = a + x.shape[0]
+    if targets.Pop is not None:
+        return torch.mm(targets.Pop[a:b], Lam, out=out)
+    if targets.single is None:
+        return torch.index_select(Lam, 0, targets.index[a:b], out=out)
+    # a single example: Λ[y_b, c] = ln Q[b, c] − ln s[c] + ln N
+    #   = z[b, c] − ln s[c] + (ln N − logsumexp z[b]), and the last term, constant along the
+    # row, cancels through the softmax (Σ_c ∂Q[b, c]/∂z = 0): G = z − ln s will do
+    G = torch.sub(x, ln_s, out=out)
+    # the other examples read their label's row of Λ
+    others = _others(targets, a, b)
+    G[others] = Lam[targets.index[a:b][others]]
+    return G
+
+
+def _softmax_backward_(Q: torch.Tensor, G: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """scale·∂I/∂z from Q and G = N ∂I/∂Q, in Q's storage (G is overwritten)."""
+    # Q∘G, and ḡ[b] = Σ_c Q[b, c] G[b, c]
+    G.mul_(Q)
+    g_bar = G.sum(1, keepdim=True)
+    # ∂I/∂z = (Q∘G − Q ḡ)/N, times the upstream gradient
+    return Q.mul_(g_bar.mul_(-scale)).addcmul_(G, scale)
+
+
+def _backward(
+    grad: torch.Tensor,
+    input: torch.Tensor,
+    targets: _Targets,
+    Lam: torch.Tensor,
+    s: torch.Tensor,
+    probs: bool,
+) -> torch.Tensor:
+    """∂(grad·I)/∂input from Λ, chunk by chunk; for logits Q is recomputed in the rows of
+    the gradient itself, so that nothing of the input's size is allocated but the gradient."""
+    B, C = input.shape
+    dtype = Lam.dtype
+    step = _chunk_rows(input)
+    scale = grad.to(dtype) / B
+    out = torch.empty_like(input)
+    direct = out.dtype == dtype
+    G_scratch = input.new_empty(min(step, B), C, dtype=dtype)
+    Q_scratch = None if direct or probs else torch.empty_like(G_scratch)
+    # ln s, where s = 0 any finite value (it meets Q = 0 only)
+    ln_s = torch.log(s).nan_to_num_(neginf=0.0)
+    for a, b in _chunks(B, step):
+        x = input[a:b]
+        G = _gradient_rows(x, targets, Lam, ln_s, a, G_scratch[: b - a])
+        if probs:
+            # ∂I/∂Q = G/N
+            out[a:b].copy_(G.mul_(scale))
+            continue
+        Q = torch.softmax(x, 1, dtype=dtype, out=out[a:b] if direct else Q_scratch[: b - a])
+        dz = _softmax_backward_(Q, G, scale)
+        if not direct:
+            out[a:b].copy_(dz)
+    return out
+
+
+# ---------------------------------------------------------------------------- autograd
+
+
+class _MutualInformation(torch.autograd.Function):
+    """Saves Λ (a row per label of several examples, or per label row) and s beside the
+    input and the targets; for logits Q is recomputed from the input in backward."""
+
+    @staticmethod
+    def forward(input, targets, probs):
+        return _forward(input, targets, probs)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        input, targets, probs = inputs
+        _information, Lam, s = output
+        ctx.save_for_backward(input, Lam, s, *targets)
+        ctx.mark_non_differentiable(Lam, s)
+        ctx.probs = probs
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad, _dLam, _ds):
+        if not ctx.needs_input_grad[0]:
+            return None, None, None
+        input, Lam, s, *targets = ctx.saved_tensors
+        return _backward(grad, input, _Targets(*targets), Lam, s, ctx.probs), None, None
+
+
+# ---------------------------------------------------------------------------- public API
+
+
+def mutual_information(
+    input: torch.Tensor, target: torch.Tensor, *, probs: bool = False, group: Any = None
+) -> torch.Tensor:
+    """I(y; ŷ) in nats, the plug-in estimate over the batch; differentiable in `input`.
+
+    input: (B, C) logits, or with probs=True probabilities Q(ŷ|x) (rows summing to 1, exact
+    zeros allowed). target: (B,) integer class indices in [0, C), or (B, C_y) rows of
+    Pop(y|x); it is data: no gradient flows into it.
+
+    I is invariant to relabeling the prediction columns: a perfect predictor and any
+    permutation of it both reach I = H(y) (evaluate with `matched_accuracy`). Nothing is
+    clamped: 0 ln 0 = 0 is exact, classes no example predicts get finite (zero) gradients,
+    and logits of ±100 give finite values and gradients in float32 and bfloat16.
+    Half-precision input is summed in float32; the result has input's dtype.
+
+    With class indices, memory beyond the input is O(C) plus small per-chunk buffers, and
+    forward + backward costs about as much as `F.cross_entropy` on the same logits.
+
+    Where a joint entry P(y, ŷ) is exactly 0 the partial derivative in Q is −∞; with
+    probs=True the gradient there is 0, which through a softmax (Q = 0 there) is exact.
+
+    group: reserved for torch.distributed (the joint summed over ranks); must be None.
+    """
+    _check_arguments(input, target, probs, group)
+    targets = _targets(target.detach(), input.shape[1], probs, _compute_dtype(input))
+    information, _, _ = _MutualInformation.apply(input, targets, probs)
+    return information
+
+
+class Entropies(NamedTuple):
+    """The parts of I(y; ŷ) in nats (float64 scalars): I = H(ŷ) − H(ŷ|y) = H(y) − H(y|ŷ)."""
+
+    H_y: torch.Tensor
+    H_yhat: torch.Tensor
+    H_yhat_given_y: torch.Tensor
+    H_y_given_yhat: torch.Tensor
+    mutual_information: torch.Tensor
+
+
+@torch.no_grad()
+def entropies(input: torch.Tensor, target: torch.Tensor, *, probs: bool = False) -> Entropies:
+    """H(y), H(ŷ), H(ŷ|y), H(y|ŷ) and I(y; ŷ) of the batch's joint, in float64, no gradient.
+
+    Arguments as for `mutual_information`. I <= min(H(y), H(ŷ)): the bound that a perfect
+    predictor, and any relabeling of it, attains.
+    """
+    _check_arguments(input, target, probs, None)
+    targets = _targets(target, input.shape[1], probs, torch.float64)
+    _, s, sum_SlnS = _sums(input, targets, probs, torch.float64)
+    n, N = targets.counts, input.shape[0]
+    # H(m) = ln N − (1/N) Σ m ln m for counts m summing to N
+    H_y = math.log(N) - torch.xlogy(n, n).sum() / N
+    H_yhat = math.log(N) - torch.xlogy(s, s).sum() / N
+    H_joint = math.log(N) - sum_SlnS / N
+    return Entropies(
+        H_y=H_y,
+        H_yhat=H_yhat,
+        H_yhat_given_y=H_joint - H_y,
+        H_y_given_yhat=H_joint - H_yhat,
+        mutual_information=H_y + H_yhat - H_joint,
+    )
+
+
+class MMILoss(nn.Module):
+    """−I(y; ŷ) of logits and targets: minimizing it maximizes the mutual information."""
+
+    def __init__(self, group: Any = None) -> None:
+        super().__init__()
+        _check_group(group)
+        self.group = group
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return -mutual_information(logits, target, group=self.group)
+
+
+def matched_accuracy(pred: Any, target: Any) -> tuple[float, dict[int, int]]:
+    """(accuracy, mapping) under the relabeling of predictions that agrees most with target.
+
+    pred: (B,) predicted class indices, or (B, C) scores (their argmax is taken); target:
+    (B,) class indices; tensors or arrays. mapping sends each matched predicted class to a
+    true class, one-to-one, found by the Hungarian method
+    (scipy.optimize.linear_sum_assignment) on the contingency table of the classes present;
+    examples whose predicted class has no partner count as wrong. Memory is O(P·T) for P
+    predicted and T true classes present.
+    """
+    predicted = _as_labels(pred, "pred", allow_scores=True)
+    truth = _as_labels(target, "target", allow_scores=False)
+    if predicted.shape != truth.shape:
+        raise ValueError(f"pred has {predicted.size} examples but target has {truth.size}")
+    pred_classes, p = np.unique(predicted, return_inverse=True)
+    true_classes, t = np.unique(truth, return_inverse=True)
+    # contingency[i, j] = #{b : pred_b is the i-th predicted class, y_b the j-th true class}
+    contingency = np.zeros((pred_classes.size, true_classes.size), dtype=np.int64)
+    np.add.at(contingency, (p, t), 1)
+    i, j = linear_sum_assignment(contingency, maximize=True)
+    accuracy = float(contingency[i, j].sum() / truth.size)
+    mapping = {int(pred_classes[a]): int(true_classes[b]) for a, b in zip(i, j, strict=True)}
+    return accuracy, mapping
+
+
+def _as_labels(value: Any, name: str, *, allow_scores: bool) -> np.ndarray:
+    """Class indices as a 1-D int64 array (argmax of (B, C) scores where allowed)."""
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().numpy()
+    array = np.asarray(value)
+    if allow_scores and array.ndim == 2:
+        if array.shape[1] == 0:
+            raise ValueError(f"{name} scores have no classes (shape {array.shape})")
+        if np.issubdtype(array.dtype, np.floating) and np.isnan(array).any():
+            raise ValueError(f"{name} holds NaN")
+        array = array.argmax(1)
+    if array.ndim != 1:
+        shapes = "(B,) class indices or (B, C) scores" if allow_scores else "(B,) class indices"
+        raise ValueError(f"{name} must be {shapes}, got shape {array.shape}")
+    if array.size == 0:
+        raise ValueError(f"{name} is empty: at least one example is needed")
+    if array.dtype == np.bool_ or not np.issubdtype(array.dtype, np.integer):
+        raise TypeError(f"{name} must hold integer class indices, got dtype {array.dtype}")
+    return array.astype(np.int64)
