@@ -71,3 +71,25 @@ def test_report_refuses_a_file_as_folder(tmp_path):
     target.write_text("x")
     with pytest.raises(ValueError, match="folder"):
         write_report(_results(), target, {})
+
+
+def test_quick_reproduce_builds_a_complete_page(tmp_path):
+    import re
+
+    from infonorm.claims import all_claims
+    from infonorm.cli import main
+
+    out = tmp_path / "report"
+    assert main(["reproduce", "--quick", "--out", str(out)]) == 0
+    entries = json.loads((out / "claims.json").read_text())
+    assert [e["id"] for e in entries] == [c.id for c in all_claims()]
+    assert not [e["id"] for e in entries if e["verdict"] == "error"]
+    page = (out / "index.html").read_text()
+    for entry in entries:
+        assert f"id='{entry['id']}'" in page
+    images = re.findall(r"<img [^>]*src='([^']+)'", page)
+    assert len(images) >= 20
+    missing = [src for src in images if not (out / src).is_file()]
+    assert not missing
+    for section in ("Problem 1", "Problem 2", "Problem 3", "How to reproduce"):
+        assert section in page

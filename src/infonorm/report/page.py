@@ -7,7 +7,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from infonorm.report import p1, p3
+from infonorm.report import p1, p2, p3
 from infonorm.report.figures import Figures
 from infonorm.report.markup import short, verdict_badge
 
@@ -23,8 +23,9 @@ PROBLEMS: dict[str, tuple[str, str, Callable[[dict[str, dict], Figures], str]]] 
         "Problem 2 — maximum mutual information training",
         "The quiz compares cross-entropy training with maximizing I(y; ŷ) of the joint "
         "P(y, ŷ) = E_x Pop(y|x) Q(ŷ|x): a perfect predictor is optimal for both, and a perfect "
-        "anti-predictor is optimal for mutual information too.",
-        lambda entries, fig: "",
+        "anti-predictor is optimal for mutual information too. Both are checked by "
+        "computation on several populations and by training runs from many seeds.",
+        p2.figures,
     ),
     "P3": (
         "Problem 3 — backpropagation for layer normalization",
@@ -68,6 +69,7 @@ p.fix { margin: .5rem 0 0; padding-top: .4rem; border-top: 1px dashed #e3e7ee; }
 .line { background: white; border: 1px solid #e3e7ee; border-radius: .5rem; padding: .3rem .8rem
         .6rem; margin: .5rem 0; overflow-x: auto; }
 .line p { margin: .3rem 0; }
+.findings li { margin: .5rem 0; }
 code { background: #eef1f5; padding: .1rem .3rem; border-radius: .25rem; }
 """
 
@@ -89,13 +91,15 @@ def render_page(entries: list[dict[str, Any]], meta: dict[str, Any], folder: Pat
 <h1>infonorm — Quiz 1 reproduced</h1>
 <p class="muted">TTIC 31230 Fundamentals of Deep Learning, Quiz 1: every claim of the quiz and of
 its printed solution, checked against a reference independent of the quiz's own formulas.</p>
-<nav><a href="#summary">Summary</a> {nav} <a href="#reproduce">Reproduce</a></nav>
+<nav><a href="#findings">Findings</a> <a href="#summary">Summary</a> {nav}
+<a href="#reproduce">Reproduce</a></nav>
 <div class="cards">
 <div class="card"><b>{len(entries)}</b>claims checked</div>
 <div class="card"><b>{counts["confirmed"]}</b>confirmed</div>
 <div class="card"><b>{counts["refuted"]}</b>refuted (the source does not hold)</div>
 <div class="card"><b>{counts["error"]}</b>could not be evaluated</div>
 </div>
+{_findings(entries)}
 <h2 id="summary">Summary</h2>
 {_summary_table(entries)}
 {sections}
@@ -103,6 +107,22 @@ its printed solution, checked against a reference independent of the quiz's own 
 {_reproduce(meta)}
 </main></body></html>
 """
+
+
+def _findings(entries: list[dict[str, Any]]) -> str:
+    """The claims of the source that do not hold, first, in words."""
+    refuted = [e for e in entries if e["verdict"] == "refuted"]
+    if not refuted:
+        return ""
+    items = "".join(
+        f"<li><a href='#{escape(e['id'])}'>{escape(e['id'])}</a> — {escape(e['statement'])}"
+        f"<br><span class='muted'>{escape(e['note'])}</span></li>"
+        for e in refuted
+    )
+    return (
+        "<h2 id='findings'>Where the quiz's printed solution does not hold</h2>"
+        f"<ul class='findings'>{items}</ul>"
+    )
 
 
 def _summary_table(entries: list[dict[str, Any]]) -> str:
