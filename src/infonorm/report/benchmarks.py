@@ -28,17 +28,20 @@ def load(op: str, device: str, folder: Path = RESULTS) -> dict[str, Any] | None:
 
 
 def benchmark_figures(op: str, fig: Figures, folder: Path = RESULTS) -> str:
-    """A chart and a table for each committed result of `op`; a line saying so if none."""
+    """A chart and a table for each committed result of `op`, a line for each missing one."""
     blocks = []
     for device in DEVICES:
         record = load(op, device, folder)
-        if record is not None:
+        if record is None:
+            command = (
+                f"infonorm bench --op {op} --device {device} --out docs/results/{op}-{device}.json"
+            )
+            blocks.append(
+                f"<p class='muted'>No committed {escape(device)} results for {escape(op)} in "
+                f"{escape(str(folder))}: <code>{escape(command)}</code> records them.</p>"
+            )
+        else:
             blocks.append(_result_block(op, device, record, fig))
-    if not blocks:
-        return (
-            f"<p class='muted'>No committed benchmark results for {escape(op)} "
-            f"(expected in {escape(str(folder))}).</p>"
-        )
     return "".join(blocks)
 
 
