@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 TORCH_PIN := torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench gpu-check clean
 
 run: $(STAMP)
 	$(BIN)/infonorm reproduce
@@ -24,6 +24,17 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/infonorm bench --op layer_norm --device cpu
 	$(BIN)/infonorm bench --op mutual_information --device cpu
+
+# On a machine with a CUDA GPU whose python3 already has torch and triton (no .venv): the GPU
+# tests, then every CUDA benchmark, each timing ours against its peers in one run.
+GPU_PYTHON ?= python3
+gpu-check:
+	PYTHONPATH=src $(GPU_PYTHON) -m pytest -q tests/test_kernels_layer_norm.py \
+		tests/test_layer_norm.py tests/test_mutual_information.py
+	PYTHONPATH=src $(GPU_PYTHON) -m infonorm bench --op layer_norm --device cuda \
+		--out docs/results/layer_norm-cuda.json
+	PYTHONPATH=src $(GPU_PYTHON) -m infonorm bench --op mutual_information --device cuda \
+		--out docs/results/mutual_information-cuda.json
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
