@@ -40,6 +40,22 @@ def all_sum(t: torch.Tensor, group: Any) -> torch.Tensor:
     return t
 
 
+def all_sum_(t: torch.Tensor, group: Any) -> torch.Tensor:
+    """all_sum in t's own storage, for buffers too large to copy; returns t."""
+    if group is not None:
+        dist.all_reduce(t, op=dist.ReduceOp.SUM, group=group)
+    return t
+
+
+def all_gather(t: torch.Tensor, group: Any) -> torch.Tensor:
+    """The ranks' t stacked in rank order, shape (W, *t.shape) (t[None] when group is None)."""
+    if group is None:
+        return t.unsqueeze(0)
+    parts = [torch.empty_like(t) for _ in range(dist.get_world_size(group))]
+    dist.all_gather(parts, t.contiguous(), group=group)
+    return torch.stack(parts)
+
+
 def all_max(t: torch.Tensor, group: Any) -> torch.Tensor:
     """max over the ranks of `group` of t (t itself when group is None)."""
     if group is None:
@@ -60,29 +76,29 @@ def world_size(group: Any) -> int:
     return 1 if group is None else dist.get_world_size(group)
 
 
-class _AllSum(torch.autograd.Function):
-    """Σ over ranks in forward; in backward the gradient passes through unchanged.
-
-    Every rank computes the same function of the summed tensor, so the upstream gradient
-    is the same on every rank and ∂(that function)/∂(local part) equals it: passing it
-    through gives each rank exactly the gradient of the global value with respect to its
-    own inputs. (torch.distributed.nn's all_reduce sums the gradients over ranks instead,
-    which is W times this.)
-    """
+class _ScaleGradient(torch.autograd.Function):
+    """t in forward; the gradient times `factor` in backward."""
 
     @staticmethod
-    def forward(t, group):
-        return all_sum(t, group)
+    def forward(t, factor):
+        return t.clone()
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        pass
+        ctx.factor = inputs[1]
 
     @staticmethod
     def backward(ctx, grad):
-        return grad, None
+        return grad * ctx.factor, None
 
 
-def differentiable_all_sum(t: torch.Tensor, group: Any) -> torch.Tensor:
-    """all_sum that autograd differentiates as above (t itself when group is None)."""
-    return t if group is None else _AllSum.apply(t, group)
+def undo_gradient_average(t: torch.Tensor, group: Any) -> torch.Tensor:
+    """t in forward; in backward the gradient times the world size W of `group`.
+
+    DistributedDataParallel averages parameter gradients over the ranks. For a value that
+    is already global (every rank holds it, and each rank's backward gives exactly its share
+    ∂(value)/∂(local inputs)), the right parameter gradient is the sum of the shares: W times
+    their average. t itself when group is None or W = 1.
+    """
+    W = world_size(group)
+    return t if W == 1 else _ScaleGradient.apply(t, W)

@@ -29,9 +29,16 @@ recomputes the softmax chunk by chunk in the rows of the gradient itself. With c
 indices and logits, examples alone with their label in the batch (most of them when C is
 large) get no row at all: for them S[k] = Q[b] and ln S[k] = z[b] − logsumexp z[b] follow
 from the logits, without a logarithm per entry. So memory beyond the input and its
-gradient is O(K·C) for the K labels with several examples, never C × C. (A process group
-will sum S, n, N and s over the ranks before Λ is formed; labels then take rows common to
-all ranks.)
+gradient is O(K·C) for the K labels with several examples, never C × C.
+
+Across processes. With a torch.distributed group each rank holds a shard of the batch. S, s,
+n, N and the single examples' Σ Q ln Q are sums over examples, so each rank's sums are
+summed over the ranks (S and s in one all-reduce) before any logarithm: every rank then
+holds the batch's S and forms the same I and Λ. Labels take rows by their counts over all
+ranks, so rows line up across ranks, a label absent from a shard included, and a label
+alone in the whole batch gets no row on any rank. The backward needs no communication:
+∂I/∂Q[b, c] = Λ[y_b, c]/N of this rank's rows b, from the global Λ and N, is exactly the
+gradient of the batch's I with respect to this rank's inputs.
 
 Layout of this file: argument checks, the float64 reference (dense, plain autograd), the
 joint and Λ, the hand backward, the autograd.Function, the public functions and module.
@@ -47,6 +54,14 @@ import torch
 from scipy.optimize import linear_sum_assignment
 from torch import nn
 from torch.autograd.function import once_differentiable
+
+from infonorm._distributed import (
+    all_gather,
+    all_sum,
+    all_sum_,
+    check_group,
+    undo_gradient_average,
+)
 
 __all__ = [
     "Entropies",
@@ -66,15 +81,7 @@ _CHUNK_ELEMENTS = 1 << 20
 # ---------------------------------------------------------------------------- argument checks
 
 
-def _check_group(group: Any) -> None:
-    if group is not None:
-        raise ValueError(
-            "group: mutual_information does not support torch.distributed process groups "
-            "yet; pass group=None"
-        )
-
-
-def _check_input(input: Any, probs: Any) -> None:
+def _check_input(input: Any, probs: Any, group: Any) -> None:
     if not isinstance(probs, bool):
         raise TypeError(f"probs must be True or False, got {type(probs).__name__}")
     if not isinstance(input, torch.Tensor):
@@ -84,7 +91,8 @@ def _check_input(input: Any, probs: Any) -> None:
     if input.dim() != 2:
         what = "probabilities Q(ŷ|x)" if probs else "logits"
         raise ValueError(f"input must be (B, C) {what}, got shape {tuple(input.shape)}")
-    if input.shape[0] == 0:
+    # with a group one rank's shard may be empty: the batch is checked by `_batch_size`
+    if input.shape[0] == 0 and group is None:
         raise ValueError("input is an empty batch (B = 0): I(y; ŷ) needs at least one example")
     if input.shape[1] == 0:
         raise ValueError("input has no classes (C = 0)")
@@ -123,7 +131,7 @@ def _check_target(target: Any, input: torch.Tensor) -> None:
             )
         if target.shape[0] != B:
             raise ValueError(f"target has {target.shape[0]} labels but input has B = {B} rows")
-        low, high = torch.aminmax(target)
+        low, high = torch.aminmax(target) if B else (0, 0)
         if low < 0 or high >= C:
             bad = low.item() if low < 0 else high.item()
             raise ValueError(f"target holds label {bad}, outside [0, {C}) (input has C = {C})")
@@ -146,9 +154,31 @@ def _check_target(target: Any, input: torch.Tensor) -> None:
 
 
 def _check_arguments(input: Any, target: Any, probs: Any, group: Any) -> None:
-    _check_group(group)
-    _check_input(input, probs)
+    check_group(group)
+    _check_input(input, probs, group)
     _check_target(target, input)
+
+
+def _batch_size(input: torch.Tensor, target: torch.Tensor, group: Any) -> int:
+    """N, the examples of all ranks of `group` together, once every rank is seen to have
+    the same C and the same kind of target; every rank raises the same error, none waits.
+    B itself without a group (`_check_input` has refused B = 0)."""
+    if group is None:
+        return input.shape[0]
+    C_y = target.shape[1] if target.dim() == 2 else 0
+    here = torch.tensor([input.shape[0], input.shape[1], C_y], device=input.device)
+    # rows: ranks; columns: B, C, C_y (0 for class indices)
+    shapes = all_gather(here, group).cpu()
+    for column, name in ((1, "input's classes C"), (2, "target's C_y (0 for class indices)")):
+        values = shapes[:, column]
+        if (values != values[0]).any():
+            raise ValueError(f"group: the ranks disagree on {name}: {values.tolist()} by rank")
+    N = int(shapes[:, 0].sum())
+    if N == 0:
+        raise ValueError(
+            "input is empty on every rank of group: I(y; ŷ) needs at least one example"
+        )
+    return N
 
 
 def _check_sums(s: torch.Tensor) -> None:
@@ -225,20 +255,34 @@ class _Targets(NamedTuple):
     counts: torch.Tensor
 
 
-def _targets(target: torch.Tensor, input_classes: int, probs: bool, dtype: torch.dtype) -> _Targets:
+def _targets(
+    target: torch.Tensor,
+    input_classes: int,
+    probs: bool,
+    dtype: torch.dtype,
+    N: int,
+    group: Any = None,
+) -> _Targets:
+    """With a group the label counts are those of all its ranks: every rank then gives each
+    label the same row, whether or not its shard holds an example of that label."""
     if target.dim() == 2:
         Pop = target.to(dtype)
-        n = Pop.sum(0)
+        # n[k] = Σ_b Pop(k|x_b) over the examples of every rank
+        n = all_sum(Pop.sum(0), group)
+        present = n > 0
+        # labels of no example add 0 to I: no row
+        if not present.all():
+            Pop, n = Pop[:, present], n[present]
         return _Targets(None, Pop, None, n, n)
     # the labels present, in order, and each example's label among them: O(B + C), no sort
-    per_class = torch.bincount(target, minlength=input_classes)
+    per_class = all_sum(torch.bincount(target, minlength=input_classes), group)
     present = per_class > 0
     inverse = (present.cumsum(0) - 1)[target]
     counts = per_class[present].to(dtype)
     alone = counts == 1
     # worth it for most of the batch only (the others then take a second pass), and not for
     # probabilities, which need ln Q per entry anyway
-    if probs or 2 * int(alone.sum()) <= target.shape[0]:
+    if probs or 2 * int(alone.sum()) <= N:
         return _Targets(inverse, None, None, counts, counts)
     kept = ~alone
     # kept labels get rows 0, 1, … in order
@@ -272,14 +316,15 @@ def _softmax_xlogx(z: torch.Tensor, Q: torch.Tensor, scratch: torch.Tensor) -> t
 
 def _joint(
     input: torch.Tensor, targets: _Targets, probs: bool, dtype: torch.dtype
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(S, s, Σ_single Σ_c Q ln Q): S, s = Σ_b Q[b] and the entropy terms of single
-    examples (float64), summed chunk by chunk."""
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(joint, Σ_single Σ_c Q ln Q): the rows of `joint` are S and then s = Σ_b Q[b], and
+    the second the entropy terms of single examples (float64), summed chunk by chunk."""
     B, C = input.shape
     step = _chunk_rows(input)
     single = targets.single
-    S = input.new_zeros(targets.n.shape[0], C, dtype=dtype)
-    s = input.new_zeros(C, dtype=dtype)
+    # S and s in one buffer, for one all-reduce across ranks
+    joint = input.new_zeros(targets.n.shape[0] + 1, C, dtype=dtype)
+    S, s = joint[:-1], joint[-1]
     sum_single = input.new_zeros((), dtype=torch.float64)
     Q_scratch = None if probs else input.new_empty(min(step, B), C, dtype=dtype)
     scratch = None if single is None else torch.empty_like(Q_scratch)
@@ -299,7 +344,7 @@ def _joint(
         S.index_add_(0, targets.index[a:b][others], Q[others])
         xlogx = _softmax_xlogx(x, Q, scratch[: b - a])
         sum_single += xlogx.masked_fill_(~single[a:b], 0).sum().double()
-    return S, s, sum_single
+    return joint, sum_single
 
 
 def _sum_joint_xlogx(S: torch.Tensor) -> torch.Tensor:
@@ -336,20 +381,24 @@ def _pointwise_information_(
 
 
 def _sums(
-    input: torch.Tensor, targets: _Targets, probs: bool, dtype: torch.dtype
+    input: torch.Tensor, targets: _Targets, probs: bool, dtype: torch.dtype, group: Any = None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(S, s, Σ S ln S), the last over every row of S, single examples' included."""
-    S, s, sum_single = _joint(input, targets, probs, dtype)
+    """(S, s, Σ S ln S) of the batch of all ranks of `group`, the last over every row of S,
+    single examples' included."""
+    joint, sum_single = _joint(input, targets, probs, dtype)
+    # S[k, c] = Σ_b Pop(k|x_b) Q[b, c], s[c] = Σ_b Q[b, c] and Σ_single Σ_c Q ln Q are sums
+    # over examples: each rank's are summed over the ranks, before any logarithm
+    S, s = all_sum_(joint, group)[:-1], joint[-1]
+    sum_single = all_sum(sum_single, group)
     _check_sums(s)
     return S, s, _sum_joint_xlogx(S) + sum_single
 
 
 def _forward(
-    input: torch.Tensor, targets: _Targets, probs: bool
+    input: torch.Tensor, targets: _Targets, probs: bool, N: int, group: Any
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(I in input's dtype, Λ, s)."""
-    N = input.shape[0]
-    S, s, sum_SlnS = _sums(input, targets, probs, targets.n.dtype)
+    """(I in input's dtype, Λ, s), of the batch of N examples on the ranks of `group`."""
+    S, s, sum_SlnS = _sums(input, targets, probs, targets.n.dtype, group)
     information = _mutual_information(sum_SlnS, S, s, targets.n, N)
     return information.to(input.dtype), _pointwise_information_(S, s, targets.n, N), s
 
@@ -398,13 +447,15 @@ def _backward(
     Lam: torch.Tensor,
     s: torch.Tensor,
     probs: bool,
+    N: int,
 ) -> torch.Tensor:
     """∂(grad·I)/∂input from Λ, chunk by chunk; for logits Q is recomputed in the rows of
-    the gradient itself, so that nothing of the input's size is allocated but the gradient."""
+    the gradient itself, so that nothing of the input's size is allocated but the gradient.
+    N counts the examples of all ranks: Λ and N are global, the rows of input this rank's."""
     B, C = input.shape
     dtype = Lam.dtype
     step = _chunk_rows(input)
-    scale = grad.to(dtype) / B
+    scale = grad.to(dtype) / N
     out = torch.empty_like(input)
     direct = out.dtype == dtype
     G_scratch = input.new_empty(min(step, B), C, dtype=dtype)
@@ -430,27 +481,29 @@ def _backward(
 
 class _MutualInformation(torch.autograd.Function):
     """Saves Λ (a row per label of several examples, or per label row) and s beside the
-    input and the targets; for logits Q is recomputed from the input in backward."""
+    input and the targets; for logits Q is recomputed from the input in backward. With a
+    group, forward all-reduces the sums; backward is local (see the module's docstring)."""
 
     @staticmethod
-    def forward(input, targets, probs):
-        return _forward(input, targets, probs)
+    def forward(input, targets, probs, N, group):
+        return _forward(input, targets, probs, N, group)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        input, targets, probs = inputs
+        input, targets, probs, N, _group = inputs
         _information, Lam, s = output
         ctx.save_for_backward(input, Lam, s, *targets)
         ctx.mark_non_differentiable(Lam, s)
-        ctx.probs = probs
+        ctx.probs, ctx.N = probs, N
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad, _dLam, _ds):
         if not ctx.needs_input_grad[0]:
-            return None, None, None
+            return None, None, None, None, None
         input, Lam, s, *targets = ctx.saved_tensors
-        return _backward(grad, input, _Targets(*targets), Lam, s, ctx.probs), None, None
+        dinput = _backward(grad, input, _Targets(*targets), Lam, s, ctx.probs, ctx.N)
+        return dinput, None, None, None, None
 
 
 # ---------------------------------------------------------------------------- public API
@@ -477,11 +530,22 @@ def mutual_information(
     Where a joint entry P(y, ŷ) is exactly 0 the partial derivative in Q is −∞; with
     probs=True the gradient there is 0, which through a softmax (Q = 0 there) is exact.
 
-    group: reserved for torch.distributed (the joint summed over ranks); must be None.
+    group: a torch.distributed process group across which the batch is split (data
+    parallelism). input and target are this rank's shard (any size, empty included, as
+    long as the batch is not); C, and C_y for label rows, must agree across ranks. The
+    joint's sums are all-reduced before any logarithm, so every rank gets the I of the
+    whole batch, and its gradient w.r.t. this rank's rows is exactly the gradient of that
+    I w.r.t. them (with the same upstream gradient on every rank, as when each rank
+    backpropagates the same loss). Summed over ranks, these give the full-batch gradient
+    of the parameters: DistributedDataParallel averages instead, so train with
+    `MMILoss(group)`, which corrects for it. Every rank must call forward; backward needs
+    no communication. Collective calls: 4 per forward, the largest (K + 1) × C for the K
+    labels with several examples in the batch (or C_y label rows).
     """
     _check_arguments(input, target, probs, group)
-    targets = _targets(target.detach(), input.shape[1], probs, _compute_dtype(input))
-    information, _, _ = _MutualInformation.apply(input, targets, probs)
+    N = _batch_size(input, target, group)
+    targets = _targets(target.detach(), input.shape[1], probs, _compute_dtype(input), N, group)
+    information, _, _ = _MutualInformation.apply(input, targets, probs, N, group)
     return information
 
 
@@ -503,9 +567,10 @@ def entropies(input: torch.Tensor, target: torch.Tensor, *, probs: bool = False)
     predictor, and any relabeling of it, attains.
     """
     _check_arguments(input, target, probs, None)
-    targets = _targets(target, input.shape[1], probs, torch.float64)
+    N = input.shape[0]
+    targets = _targets(target, input.shape[1], probs, torch.float64, N)
     _, s, sum_SlnS = _sums(input, targets, probs, torch.float64)
-    n, N = targets.counts, input.shape[0]
+    n = targets.counts
     # H(m) = ln N − (1/N) Σ m ln m for counts m summing to N
     H_y = math.log(N) - torch.xlogy(n, n).sum() / N
     H_yhat = math.log(N) - torch.xlogy(s, s).sum() / N
@@ -520,15 +585,26 @@ def entropies(input: torch.Tensor, target: torch.Tensor, *, probs: bool = False)
 
 
 class MMILoss(nn.Module):
-    """−I(y; ŷ) of logits and targets: minimizing it maximizes the mutual information."""
+    """−I(y; ŷ) of logits and targets: minimizing it maximizes the mutual information.
+
+    group: for DistributedDataParallel training, the process group over which the batch is
+    split (`torch.distributed.group.WORLD` once the process group is initialized). Every
+    rank's loss value is then −I of the whole batch, and its backward is W times the
+    gradient of −I w.r.t. this rank's logits (W = world size): DDP's average over the ranks
+    of the parameter gradients then equals the single-process gradient of −I of the whole
+    batch. So an MMI term added to a loss that DDP averages as usual (a per-rank mean
+    cross-entropy, say) keeps its weight. Outside DDP (no averaging) use
+    `mutual_information(..., group=group)` directly.
+    """
 
     def __init__(self, group: Any = None) -> None:
         super().__init__()
-        _check_group(group)
-        self.group = group
+        self.group = check_group(group)
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return -mutual_information(logits, target, group=self.group)
+        # value −I; gradient W ∂(−I)/∂logits, which DDP's average over the W ranks undoes
+        loss = -mutual_information(logits, target, group=self.group)
+        return undo_gradient_average(loss, self.group)
 
 
 def matched_accuracy(pred: Any, target: Any) -> tuple[float, dict[int, int]]:
