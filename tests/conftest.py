@@ -8,9 +8,16 @@ import os
 
 import pytest
 import torch
+from hypothesis import settings
 
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
+
+# Property tests draw the same examples on every run and every machine (seeded, like the
+# rest of the suite): a failure in CI is one that reproduces. No example database either,
+# so that an old failure replayed from .hypothesis/ cannot make two runs differ.
+settings.register_profile("seeded", derandomize=True, database=None)
+settings.load_profile("seeded")
 
 requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 

@@ -24,6 +24,9 @@ def as_counts(samples: Any, name: str = "samples") -> torch.Tensor:
     if isinstance(samples, (str, bytes)):
         raise ValueError(f"{name} must be a 1-D sequence of non-negative integers, got a string")
     if isinstance(samples, torch.Tensor):
+        check_has_values(samples, name, "it holds no values to fit")
+        if samples.layout != torch.strided:
+            raise ValueError(f"{name} must be a dense tensor, got layout {samples.layout}")
         values = samples.detach().cpu()
         if values.dtype == torch.bool or values.is_complex():
             raise ValueError(f"{name} must hold non-negative integers, got dtype {values.dtype}")
@@ -52,6 +55,8 @@ def as_counts(samples: Any, name: str = "samples") -> torch.Tensor:
     if np.iscomplexobj(array):
         raise ValueError(f"{name} must hold real non-negative integers, got complex values")
     if np.issubdtype(array.dtype, np.floating):
+        # compared in float64: 1e12 itself overflows float16 (inf, with a warning)
+        array = array.astype(np.float64)
         if not np.all(np.isfinite(array)):
             raise ValueError(f"{name} holds NaN or infinite values")
         if np.any(array != np.floor(array)):
@@ -78,6 +83,7 @@ def as_float64(value: Any, name: str) -> tuple[torch.Tensor, bool]:
     if isinstance(value, torch.Tensor):
         if not (value.is_floating_point() or value.dtype in _INTEGER_DTYPES):
             raise TypeError(f"{name} must be a real number or tensor, got dtype {value.dtype}")
+        check_dense(value, name)
         return value.to(torch.float64) if value.dtype != torch.float64 else value, False
     if isinstance(value, (bool, str, bytes)) or not isinstance(value, (Real, np.ndarray, Sequence)):
         raise TypeError(f"{name} must be a real number or tensor, got {type(value).__name__}")
@@ -88,10 +94,24 @@ def as_float64(value: Any, name: str) -> tuple[torch.Tensor, bool]:
     return torch.as_tensor(array), array.ndim == 0
 
 
+def check_dense(t: torch.Tensor, name: str) -> None:
+    """TypeError unless `t` is a dense (strided) tensor: sparse and other layouts lack the
+    views and in-place ops the computations use."""
+    if t.layout != torch.strided:
+        raise TypeError(f"{name} must be a dense tensor, got layout {t.layout}")
+
+
+def check_has_values(t: torch.Tensor, name: str, needed_for: str) -> None:
+    """ValueError if `t` is on the meta device: it has a shape but no values."""
+    if t.device.type == "meta":
+        raise ValueError(f"{name} is on the meta device: {needed_for}")
+
+
 def check_in_range(
     value: torch.Tensor, name: str, *, low: float, high: float, high_open: bool
 ) -> None:
     """Raise ValueError unless every element lies in [low, high) or [low, high]."""
+    check_has_values(value, name, "its values are needed to check it")
     if torch.isnan(value).any():
         raise ValueError(f"{name} holds NaN")
     above = value >= high if high_open else value > high

@@ -9,8 +9,12 @@ import argparse
 import csv
 import io
 import json
+import math
+import os
 import platform
+import re
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from datetime import datetime, timezone
@@ -22,6 +26,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+_DIGITS = re.compile(r"[+-]?[0-9]+")
 EXIT_DATA = 1
 EXIT_USAGE = 2
 VERDICT_STYLE = {"confirmed": "green", "refuted": "yellow", "error": "bold red"}
@@ -113,6 +118,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(error, EXIT_USAGE)
     except (ValueError, TypeError, OSError) as error:
         return _fail(error, EXIT_DATA)
+    except MemoryError:
+        return _fail("out of memory", EXIT_DATA)
     except KeyboardInterrupt:
         return _fail("interrupted", 130)
 
@@ -126,10 +133,17 @@ def _fail(error: object, code: int) -> int:
 
 def _reproduce(args: argparse.Namespace, argv: list[str]) -> int:
     from infonorm.claims import Context, run, select
-    from infonorm.report import write_report
+    from infonorm.report import check_destination, write_report
 
     if args.out.exists() and not args.out.is_dir():
         raise UsageError(f"--out {args.out} is a file, not a folder")
+    # before any claim runs: a folder that is not a report, or one that cannot be written
+    try:
+        check_destination(args.out)
+    except ValueError as error:
+        raise UsageError(f"--{error}") from None
+    except OSError as error:
+        raise OSError(f"--{error}") from None
     claims = select(args.only)
     context = Context(seed=args.seed, quick=args.quick)
     console = Console(highlight=False)
@@ -221,7 +235,10 @@ def read_counts(path: Path, column: str | None = None) -> list[int]:
         raise ValueError(f"{path}: no such file")
     if path.is_dir():
         raise ValueError(f"{path}: is a folder, not a file")
-    raw = path.read_bytes()
+    try:
+        raw = path.read_bytes()
+    except OSError as error:
+        raise ValueError(f"{path}: cannot be read ({error.strerror or error})") from None
     if b"\0" in raw:
         raise ValueError(f"{path}: not a text file (it holds NUL bytes)")
     try:
@@ -236,16 +253,21 @@ def read_counts(path: Path, column: str | None = None) -> list[int]:
         cells = _csv_column(text, column, path)
     if not cells:
         raise ValueError(f"{path}: holds no counts")
-    return [_count(cell, where=f"{path}:{line}") for line, cell in cells]
+    from infonorm._validation import MAX_COUNT
+
+    return [_count(cell, f"{path}:{line}", MAX_COUNT) for line, cell in cells]
 
 
 def _csv_column(text: str, column: str, path: Path) -> list[tuple[int, str]]:
     try:
-        reader = csv.DictReader(io.StringIO(text))
+        # strict: an unclosed quote or text after a closing quote is an error, not data
+        reader = csv.DictReader(io.StringIO(text), strict=True)
         names = reader.fieldnames or []
         if column not in names:
             shown = ", ".join(repr(n) for n in names) or "none"
             raise ValueError(f"{path}: no column {column!r} (columns: {shown})")
+        if names.count(column) > 1:
+            raise ValueError(f"{path}: column {column!r} appears {names.count(column)} times")
         return [
             (reader.line_num, (row[column] or "").strip())
             for row in reader
@@ -255,17 +277,35 @@ def _csv_column(text: str, column: str, path: Path) -> list[tuple[int, str]]:
         raise ValueError(f"{path}: malformed CSV ({error})") from None
 
 
-def _count(cell: str, where: str) -> int:
+def _count(cell: str, where: str, limit: int) -> int:
+    """The whole number in [0, limit] that `cell` spells, or ValueError naming the line."""
+    shown = cell[:40] + ("…" if len(cell) > 40 else "")
     try:
-        return int(cell)
+        value = int(cell)
     except ValueError:
-        pass
+        # digits alone that int() refuses: beyond its limit of 4300 digits
+        if _DIGITS.fullmatch(cell):
+            value = -1 if cell.startswith("-") else limit + 1
+        else:
+            value = _float_count(cell, shown, where, limit)
+    if value < 0:
+        raise ValueError(f"{where}: {shown!r} is negative: counts must be >= 0")
+    if value > limit:
+        largest = f"{limit:.0e}".replace("e+", "e")
+        raise ValueError(f"{where}: {shown!r} is above {largest}, too large for a count")
+    return value
+
+
+def _float_count(cell: str, shown: str, where: str, limit: int) -> int:
+    """A count written as a float (5.0, 1e3), whole; −1 or limit + 1 for ±1e400 and such."""
     try:
         value = float(cell)
     except ValueError:
-        raise ValueError(f"{where}: {cell[:40]!r} is not a whole number") from None
-    if value != value or value in (float("inf"), float("-inf")) or value != int(value):
-        raise ValueError(f"{where}: {cell[:40]!r} is not a whole number")
+        raise ValueError(f"{where}: {shown!r} is not a whole number") from None
+    if math.isinf(value) and "inf" not in cell.lower():  # 1e400: a number, too large
+        return -1 if value < 0 else limit + 1
+    if not math.isfinite(value) or value != int(value):
+        raise ValueError(f"{where}: {shown!r} is not a whole number")
     return int(value)
 
 
@@ -304,6 +344,8 @@ def _fit(args: argparse.Namespace, argv: list[str]) -> int:
 def _bench(args: argparse.Namespace, argv: list[str]) -> int:
     from infonorm import bench
 
+    if args.out is not None:
+        _check_output_file(args.out)
     console = Console(highlight=False)
     with Progress(
         TextColumn("{task.description}"),
@@ -333,10 +375,39 @@ def _bench(args: argparse.Namespace, argv: list[str]) -> int:
     )
     if args.out is not None:
         record = {"command": " ".join(["infonorm", *argv]), **report.to_dict()}
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+        _write_atomically(args.out, json.dumps(record, indent=1) + "\n")
         console.print(f"Figures: {args.out}")
     return 0
+
+
+def _check_output_file(path: Path) -> None:
+    """Before any work: `path` must be a file (or nothing yet) in a folder we can write."""
+    if path.is_dir():
+        raise UsageError(f"--out {path} is a folder, not a file")
+    folder = path.parent
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir():
+        raise OSError(f"--out {path} cannot be created: {folder} is a file, not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".infonorm-check.", dir=folder)
+    except OSError as error:
+        raise OSError(f"--out {path} cannot be written: {folder}: {error.strerror}") from None
+    os.close(fd)
+    os.unlink(probe)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Write `text` to `path` through a file beside it: never a half-written `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, staging = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            file.write(text)
+        os.replace(staging, path)
+    except BaseException:
+        Path(staging).unlink(missing_ok=True)
+        raise
 
 
 def _cell(value) -> str:

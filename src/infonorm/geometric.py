@@ -49,6 +49,24 @@ def _mean(mu: Any) -> tuple[torch.Tensor, bool]:
     return mu_t, scalar
 
 
+def _mean_and_lambda(mu: Any, lam: Any) -> tuple[torch.Tensor, bool, torch.Tensor, bool]:
+    """Both parameters checked, and checked to combine: one device, broadcastable shapes."""
+    mu_t, mu_scalar = as_float64(mu, "mu")
+    lam_t, lam_scalar = as_float64(lam, "lam")
+    if mu_t.device != lam_t.device and not (mu_scalar or lam_scalar):
+        raise ValueError(f"mu is on {mu_t.device} but lam is on {lam_t.device}: put both on one")
+    try:
+        torch.broadcast_shapes(mu_t.shape, lam_t.shape)
+    except RuntimeError:
+        raise ValueError(
+            f"mu of shape {tuple(mu_t.shape)} and lam of shape {tuple(lam_t.shape)} "
+            "do not broadcast together"
+        ) from None
+    mu_t, _ = _mean(mu_t)
+    lam_t, _ = _lambda(lam_t)
+    return mu_t, mu_scalar, lam_t, lam_scalar
+
+
 def _result(value: torch.Tensor, scalar: bool) -> torch.Tensor | float:
     return value.item() if scalar else value
 
@@ -66,8 +84,7 @@ def cross_entropy(mu: Any, lam: Any) -> torch.Tensor | float:
     Broadcasts over tensors; a float in gives a float out. At λ = 0 the limits are exact:
     0 when μ = 0, +inf when μ > 0.
     """
-    mu_t, mu_scalar = _mean(mu)
-    lam_t, lam_scalar = _lambda(lam)
+    mu_t, mu_scalar, lam_t, lam_scalar = _mean_and_lambda(mu, lam)
     # H = −(ln(1 − λ) + μ ln λ); xlogy makes μ ln λ = 0 at μ = 0, λ = 0
     H = -(torch.log1p(-lam_t) + torch.xlogy(mu_t, lam_t))
     return _result(H, mu_scalar and lam_scalar)
@@ -75,8 +92,7 @@ def cross_entropy(mu: Any, lam: Any) -> torch.Tensor | float:
 
 def cross_entropy_grad(mu: Any, lam: Any) -> torch.Tensor | float:
     """∂_λ H(Pop, Q_λ) = 1/(1 − λ) − μ/λ (−inf at λ = 0 when μ > 0; 1 when μ = 0)."""
-    mu_t, mu_scalar = _mean(mu)
-    lam_t, lam_scalar = _lambda(lam)
+    mu_t, mu_scalar, lam_t, lam_scalar = _mean_and_lambda(mu, lam)
     # μ/λ with the limit 0 at μ = 0, so that the derivative at the boundary λ = 0 is 1
     mu_over_lam = torch.where(mu_t == 0, torch.zeros_like(mu_t), mu_t / lam_t)
     # ∂_λ H = 1/(1 − λ) − μ/λ
@@ -112,6 +128,8 @@ def empirical_cross_entropy(samples: Any, lam: Any) -> torch.Tensor | float:
     """
     values, freq = _support(samples)
     lam_t, scalar = _lambda(lam)
+    if lam_t.numel() == 0:
+        return lam_t.new_empty(lam_t.shape)
     nll = torch.stack([_weighted_nll(values, freq, one) for one in lam_t.reshape(-1)])
     return _result(nll.reshape(lam_t.shape), scalar)
 
@@ -119,17 +137,17 @@ def empirical_cross_entropy(samples: Any, lam: Any) -> torch.Tensor | float:
 def total_variation(samples: Any, lam: float) -> float:
     """½ Σ_k |Q_λ(k) − Pop̂(k)| between Q_λ and the empirical frequencies of `samples`.
 
-    The sum runs over every k >= 0: beyond the largest sample m, Pop̂ is 0 and Q_λ holds
-    Σ_{k>m} Q_λ(k) = λ^(m+1).
+    The sum runs over every k >= 0. Both sides sum to 1, so it equals Σ_k max(Pop̂(k) − Q_λ(k), 0),
+    whose terms vanish wherever Pop̂(k) = 0: a sum over the distinct samples only, however
+    large they are (a count of 1e12 costs no more than a count of 1).
     """
     values, freq = _support(samples)
     lam_t, _ = _lambda(lam)
-    m = int(values.max().item())
-    k = torch.arange(m + 1, dtype=torch.float64)
-    empirical = torch.zeros(m + 1, dtype=torch.float64).index_add_(0, values.long(), freq)
-    Q = distribution(lam_t).log_prob(k).exp()
-    tail = lam_t ** (m + 1)
-    return 0.5 * ((Q - empirical).abs().sum() + tail).item()
+    if lam_t.numel() != 1:
+        raise ValueError(f"lam must be a single number, got shape {tuple(lam_t.shape)}")
+    Q = distribution(lam_t.detach().reshape(())).log_prob(values).exp()
+    # ½ Σ_k |Q(k) − Pop̂(k)| = Σ_k (Pop̂(k) − Q(k))⁺, Pop̂ = 0 off the sample's support
+    return (freq - Q).clamp_min(0).sum().item()
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ them or the Triton kernels, the public function and the nn.Module.
 from __future__ import annotations
 
 import functools
+from numbers import Integral
 from typing import Any
 
 import torch
@@ -33,7 +34,7 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 
 from infonorm._distributed import all_count, all_max, all_sum, check_group
-from infonorm._validation import check_choice, check_finite_scalar
+from infonorm._validation import check_choice, check_dense, check_finite_scalar
 from infonorm.activations import ACTIVATIONS
 
 __all__ = [
@@ -58,6 +59,7 @@ def _check_tensor(t: Any, name: str) -> None:
         raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
     if not t.is_floating_point():
         raise TypeError(f"{name} must be a floating-point tensor, got dtype {t.dtype}")
+    check_dense(t, name)
 
 
 def _check_arguments(
@@ -92,7 +94,8 @@ def _check_arguments(
     normalized = x.shape[-1:] if sliced else (x.shape[-2:] if scope == "layer" else x.shape[-1:])
     if normalized.numel() == 0:
         raise ValueError(f"x has no elements to normalize over: shape {tuple(x.shape)}")
-    if eps == 0 and not sliced:
+    # a meta tensor has a shape but no values: nothing to look at
+    if eps == 0 and not sliced and x.device.type != "meta":
         _check_spread(x, scope)
     return eps
 
@@ -434,12 +437,15 @@ class LayerNorm(nn.Module):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        if isinstance(num_features, bool) or not isinstance(num_features, int):
+        if isinstance(num_features, bool) or not isinstance(num_features, Integral):
             raise TypeError(f"num_features must be an int, got {type(num_features).__name__}")
+        num_features = int(num_features)
         if num_features < 1:
             raise ValueError(f"num_features must be >= 1, got {num_features}")
         check_choice(scope, "scope", SCOPES)
         check_choice(activation, "activation", tuple(ACTIVATIONS))
+        if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+            raise TypeError(f"dtype must be a floating-point torch.dtype, got {dtype!r}")
         self.num_features = num_features
         self.scope = scope
         self.activation = activation

@@ -62,6 +62,7 @@ from infonorm._distributed import (
     check_group,
     undo_gradient_average,
 )
+from infonorm._validation import check_dense, check_has_values
 
 __all__ = [
     "Entropies",
@@ -88,6 +89,9 @@ def _check_input(input: Any, probs: Any, group: Any) -> None:
         raise TypeError(f"input must be a torch.Tensor, got {type(input).__name__}")
     if not input.is_floating_point():
         raise TypeError(f"input must be a floating-point tensor, got dtype {input.dtype}")
+    check_dense(input, "input")
+    # the label counts, and with them the shapes of the joint, depend on the values
+    check_has_values(input, "input", "I(y; ŷ) needs its values")
     if input.dim() != 2:
         what = "probabilities Q(ŷ|x)" if probs else "logits"
         raise ValueError(f"input must be (B, C) {what}, got shape {tuple(input.shape)}")
@@ -121,6 +125,7 @@ def _check_distributions(rows: torch.Tensor, name: str) -> None:
 def _check_target(target: Any, input: torch.Tensor) -> None:
     if not isinstance(target, torch.Tensor):
         raise TypeError(f"target must be a torch.Tensor, got {type(target).__name__}")
+    check_dense(target, "target")
     if target.device != input.device:
         raise ValueError(f"target is on {target.device} but input is on {input.device}")
     B, C = input.shape
@@ -205,7 +210,10 @@ def mutual_information_reference(
     _check_arguments(input, target, probs, None)
     B, C = input.shape
     Q = input.to(dtype) if probs else torch.softmax(input.to(dtype), 1)
-    Pop_y_x = nn.functional.one_hot(target, C).to(dtype) if target.dim() == 1 else target.to(dtype)
+    # one_hot takes int64 indices only; labels may come in any integer dtype
+    Pop_y_x = (
+        nn.functional.one_hot(target.long(), C).to(dtype) if target.dim() == 1 else target.to(dtype)
+    )
     # labels of no example add 0 to I; dropped, so that autograd never meets ln 0 for them
     Pop_y_x = Pop_y_x[:, Pop_y_x.sum(0) > 0]
     # P(y, ŷ) = (1/B) Σ_b Pop(y|x_b) Q(ŷ|x_b)
@@ -213,11 +221,15 @@ def mutual_information_reference(
     # Pop(y) = (1/B) Σ_b Pop(y|x_b);  P(ŷ) = Σ_y P(y, ŷ)
     Pop_y, P_yhat = Pop_y_x.mean(0), P.sum(0)
     # I = Σ P ln P − Σ_y (Σ_ŷ P) ln Pop(y) − Σ_ŷ P(ŷ) ln P(ŷ), each 0 ln 0 = 0
-    return (
-        torch.xlogy(P, P).sum()
-        - torch.xlogy(P.sum(1), Pop_y).sum()
-        - torch.xlogy(P_yhat, P_yhat).sum()
-    )
+    return _xlogx(P).sum() - torch.xlogy(P.sum(1), Pop_y).sum() - _xlogx(P_yhat).sum()
+
+
+def _xlogx(P: torch.Tensor) -> torch.Tensor:
+    """P ln P with 0 ln 0 = 0 in value and gradient. torch.xlogy(P, P) has the gradient
+    P/P = NaN at P = 0, which masked logits (−inf, Q = 0 exactly) reach; the limit of the
+    gradient through Q = softmax(z) is 0 there, as in the hand backward."""
+    positive = P > 0
+    return torch.where(positive, P * torch.log(torch.where(positive, P, 1.0)), 0.0)
 
 
 # ---------------------------------------------------------------------------- the joint
@@ -274,6 +286,9 @@ def _targets(
         if not present.all():
             Pop, n = Pop[:, present], n[present]
         return _Targets(None, Pop, None, n, n)
+    # indexing takes int64 (uint8 would be read as a mask, int8 and int16 are refused);
+    # labels may come in any integer dtype, and the copy is O(B)
+    target = target.long()
     # the labels present, in order, and each example's label among them: O(B + C), no sort
     per_class = all_sum(torch.bincount(target, minlength=input_classes), group)
     present = per_class > 0
@@ -311,7 +326,28 @@ def _softmax_xlogx(z: torch.Tensor, Q: torch.Tensor, scratch: torch.Tensor) -> t
     # largest Q of a row is at least 1/C, so its logarithm is accurate, and z − m <= 0
     # keeps the products Q (z − m) small wherever Q is
     # Σ_c Q ln Q = Σ_c Q (z − m) + ln max_c Q                (Σ_c Q = 1)
-    return torch.sub(z, m, out=scratch).mul_(Q).sum(1) + Q.amax(1).log()
+    products = torch.sub(z, m, out=scratch).mul_(Q)
+    sums = products.sum(1)
+    _zero_masked_products_(products, sums)
+    return sums + Q.amax(1).log()
+
+
+def _zero_masked_products_(products: torch.Tensor, sums: torch.Tensor) -> None:
+    """Set to 0 the products Q[b, c]·t[b, c] that are 0·(±inf) = NaN, and redo their rows'
+    sums (`sums[b]` = Σ_c products[b, c]), in place.
+
+    A logit of −inf (a masked class), or one so far below the row's largest that z − m
+    overflows, has Q = 0 exactly, and the term it stands in, Q ln Q or Q ∂I/∂Q, has the
+    limit 0 there. Only the rows whose sum came out NaN are touched: the check reads the
+    (B,) sums, never the (B, C) products, and costs nothing when no logit is masked. NaN
+    or +inf logits give a NaN row of Q, hence of s, which `_check_sums` refuses anyway.
+    """
+    bad = sums.isnan()
+    if not bad.any():
+        return
+    fixed = products[bad]
+    products[bad] = fixed.masked_fill_(fixed.isnan(), 0.0)
+    sums[bad] = fixed.sum(1)
 
 
 def _joint(
@@ -431,11 +467,17 @@ def _gradient_rows(
     return G
 
 
-def _softmax_backward_(Q: torch.Tensor, G: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """scale·∂I/∂z from Q and G = N ∂I/∂Q, in Q's storage (G is overwritten)."""
+def _softmax_backward_(
+    Q: torch.Tensor, G: torch.Tensor, scale: torch.Tensor, *, masked: bool
+) -> torch.Tensor:
+    """scale·∂I/∂z from Q and G = N ∂I/∂Q, in Q's storage (G is overwritten). `masked`:
+    G may be −inf where Q = 0 (single examples' G = z − ln s at logits of −inf)."""
     # Q∘G, and ḡ[b] = Σ_c Q[b, c] G[b, c]
     G.mul_(Q)
     g_bar = G.sum(1, keepdim=True)
+    if masked:
+        # Q∘G = 0·(−inf) there: its limit is 0
+        _zero_masked_products_(G, g_bar.view(-1))
     # ∂I/∂z = (Q∘G − Q ḡ)/N, times the upstream gradient
     return Q.mul_(g_bar.mul_(-scale)).addcmul_(G, scale)
 
@@ -470,7 +512,7 @@ def _backward(
             out[a:b].copy_(G.mul_(scale))
             continue
         Q = torch.softmax(x, 1, dtype=dtype, out=out[a:b] if direct else Q_scratch[: b - a])
-        dz = _softmax_backward_(Q, G, scale)
+        dz = _softmax_backward_(Q, G, scale, masked=targets.single is not None)
         if not direct:
             out[a:b].copy_(dz)
     return out
@@ -634,20 +676,38 @@ def matched_accuracy(pred: Any, target: Any) -> tuple[float, dict[int, int]]:
 
 def _as_labels(value: Any, name: str, *, allow_scores: bool) -> np.ndarray:
     """Class indices as a 1-D int64 array (argmax of (B, C) scores where allowed)."""
-    if isinstance(value, torch.Tensor):
-        value = value.detach().cpu().numpy()
-    array = np.asarray(value)
+    shapes = "(B,) class indices or (B, C) scores" if allow_scores else "(B,) class indices"
+    array = _as_array(value, name, shapes)
     if allow_scores and array.ndim == 2:
         if array.shape[1] == 0:
             raise ValueError(f"{name} scores have no classes (shape {array.shape})")
+        if np.iscomplexobj(array):
+            raise TypeError(f"{name} scores must be real numbers, got dtype {array.dtype}")
         if np.issubdtype(array.dtype, np.floating) and np.isnan(array).any():
             raise ValueError(f"{name} holds NaN")
         array = array.argmax(1)
     if array.ndim != 1:
-        shapes = "(B,) class indices or (B, C) scores" if allow_scores else "(B,) class indices"
         raise ValueError(f"{name} must be {shapes}, got shape {array.shape}")
     if array.size == 0:
         raise ValueError(f"{name} is empty: at least one example is needed")
     if array.dtype == np.bool_ or not np.issubdtype(array.dtype, np.integer):
         raise TypeError(f"{name} must hold integer class indices, got dtype {array.dtype}")
     return array.astype(np.int64)
+
+
+def _as_array(value: Any, name: str, shapes: str) -> np.ndarray:
+    """`value` (tensor, array or nested sequence) as a NumPy array, errors naming `name`."""
+    if isinstance(value, torch.Tensor):
+        check_dense(value, name)
+        check_has_values(value, name, "its labels are needed")
+        value = value.detach()
+        # NumPy has no bfloat16; float32 holds every bfloat16 exactly, so argmax is unchanged
+        if value.dtype == torch.bfloat16:
+            value = value.float()
+        return value.cpu().numpy()
+    try:
+        return np.asarray(value)
+    except ValueError:  # ragged nesting: rows of different lengths
+        raise ValueError(
+            f"{name} must be {shapes}, got a ragged sequence (rows of different lengths)"
+        ) from None

@@ -219,9 +219,8 @@ def _evidence_dict(evidence: Evidence) -> dict[str, Any]:
 def jsonable(value: Any) -> Any:
     """Plain JSON types; non-finite floats become the strings "inf", "-inf", "nan"."""
     if isinstance(value, torch.Tensor):
-        value = (
-            value.detach().cpu().double().numpy() if value.is_floating_point() else value.numpy()
-        )
+        value = value.detach().cpu()
+        value = value.double().numpy() if value.is_floating_point() else value.numpy()
     if isinstance(value, np.ndarray):
         return jsonable(value.tolist())
     if isinstance(value, (np.floating, float)):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import tempfile
 from collections.abc import Sequence
@@ -18,18 +19,48 @@ from infonorm.claims import ClaimResult
 from infonorm.claims.engine import jsonable
 from infonorm.report.page import render_page
 
-__all__ = ["write_report"]
+__all__ = ["check_destination", "write_report"]
+
+# what marks a folder as a report of ours, which may be replaced
+_REPORT_FILES = ("claims.json", "meta.json")
+
+
+def check_destination(out: str | os.PathLike) -> Path:
+    """Raise before any work unless a report can be written to `out`.
+
+    ValueError when `out` is a file, or a folder that is neither empty nor a previous
+    report (replacing it would delete what it holds); OSError when the nearest existing
+    folder on the way to `out` cannot be written. Creates nothing.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"out must be a folder, but {out} is a file")
+    if out.is_dir() and any(out.iterdir()) and not all((out / f).is_file() for f in _REPORT_FILES):
+        raise ValueError(
+            f"out {out} is a folder that holds no report (no claims.json and meta.json): "
+            "replacing it would delete its files; choose a new or empty folder"
+        )
+    # the report is staged beside `out`: the nearest existing folder above it must take a
+    # new entry (tried for real: permission bits do not tell root or read-only mounts)
+    parent = out.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise NotADirectoryError(f"out {out} cannot be created: {parent} is a file, not a folder")
+    try:
+        Path(tempfile.mkdtemp(prefix=".infonorm-check.", dir=parent)).rmdir()
+    except OSError as error:
+        raise OSError(f"out {out} cannot be written: {parent}: {error.strerror}") from None
+    return out
 
 
 def write_report(
     results: Sequence[ClaimResult], out: str | os.PathLike, meta: dict[str, Any]
 ) -> Path:
     """Write claims.json, meta.json and index.html into `out`, replacing it atomically."""
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"out must be a folder, but {out} is a file")
+    out = check_destination(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    staging = _new_folder(out.parent, f".{out.name}.")
     try:
         entries = [result.to_dict() for result in results]
         _write_json(staging / "claims.json", entries)
@@ -40,6 +71,18 @@ def write_report(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return out
+
+
+def _new_folder(parent: Path, prefix: str) -> Path:
+    """A new empty folder in `parent` with the usual permissions (umask applies), unlike
+    tempfile.mkdtemp, whose 0700 would make the report unreadable to anyone else."""
+    while True:
+        folder = parent / f"{prefix}{secrets.token_hex(4)}"
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            continue
+        return folder
 
 
 def _write_json(path: Path, value: Any) -> None:
