@@ -26,15 +26,11 @@ bench: $(STAMP)
 	$(BIN)/infonorm bench --op mutual_information --device cpu
 
 # On a machine with a CUDA GPU whose python3 already has torch and triton (no .venv): the GPU
-# tests, then every CUDA benchmark, each timing ours against its peers in one run.
+# tests, every CUDA benchmark (ours against its peers in one run), the kernels' knob sweep;
+# logs and JSON in gpu-out/ (copy the benchmark JSON to docs/results/ to publish it).
 GPU_PYTHON ?= python3
 gpu-check:
-	PYTHONPATH=src $(GPU_PYTHON) -m pytest -q tests/test_kernels_layer_norm.py \
-		tests/test_layer_norm.py tests/test_mutual_information.py
-	PYTHONPATH=src $(GPU_PYTHON) -m infonorm bench --op layer_norm --device cuda \
-		--out docs/results/layer_norm-cuda.json
-	PYTHONPATH=src $(GPU_PYTHON) -m infonorm bench --op mutual_information --device cuda \
-		--out docs/results/mutual_information-cuda.json
+	OUT=gpu-out GPU_PYTHON=$(GPU_PYTHON) scripts/gpu-session.sh
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

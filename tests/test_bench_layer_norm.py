@@ -39,12 +39,22 @@ def test_cuda_runs_the_cuda_module(monkeypatch):
     sentinel = BenchReport("layer_norm", "cuda", [], [])
     calls = []
 
-    def run_cuda(quick, progress):
-        calls.append((quick, progress))
+    def run_cuda(quick, progress, checkpoint):
+        calls.append((quick, progress, checkpoint))
         return sentinel
 
     fake = types.ModuleType("infonorm.bench.layer_norm_cuda")
     fake.run_cuda = run_cuda
     monkeypatch.setitem(sys.modules, "infonorm.bench.layer_norm_cuda", fake)
     assert bench.run("cuda", quick=True) is sentinel
-    assert calls == [(True, None)]
+    assert calls == [(True, None, None)]
+
+
+def test_checkpoint_receives_the_report_so_far_after_each_case(monkeypatch):
+    monkeypatch.setattr(bench, "QUICK_SHAPES", ((2, 16, 32), (3, 5, 7)))
+    partial = []
+    final = bench.run("cpu", quick=True, checkpoint=partial.append)
+    # after each case but the last, whose report is the return value
+    assert [len(report.rows) for report in partial] == [1, 2, 3]
+    assert partial[-1].rows == final.rows[:3]
+    assert len(final.rows) == 4

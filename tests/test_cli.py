@@ -140,3 +140,25 @@ def test_module_entry_point_runs_without_traceback(tmp_path):
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert "no such file" in result.stderr
+
+
+def test_bench_out_is_rewritten_after_each_case(tmp_path, capsys, monkeypatch):
+    from infonorm.bench import layer_norm as bench_layer_norm
+
+    monkeypatch.setattr(bench_layer_norm, "QUICK_SHAPES", ((2, 16, 32), (3, 5, 7)))
+    out = tmp_path / "bench.json"
+    seen = []
+    original = json.dumps
+
+    def spy(record, **kwargs):
+        seen.append(len(record["rows"]))
+        return original(record, **kwargs)
+
+    monkeypatch.setattr(json, "dumps", spy)
+    code, _, _ = _run(capsys, "bench", "--op", "layer_norm", "--quick", "--out", str(out))
+    assert code == 0
+    assert seen == [1, 2, 3, 4]  # three checkpoints, then the whole run
+    record = json.loads(out.read_text())
+    assert record["command"] == f"infonorm bench --op layer_norm --quick --out {out}"
+    assert len(record["rows"]) == 4
+    assert record["environment"]["processor"]

@@ -3,7 +3,7 @@
 Without CUDA the kernels run on CPU tensors under Triton's interpreter (conftest sets
 TRITON_INTERPRET=1 before they are imported): small awkward shapes, every activation, both
 scopes, and knob settings that force every code path (several units per layer, several
-column blocks, forward groups, long rows, prefetch variants). With CUDA the same tests run
+column blocks, long rows, prefetch variants). With CUDA the same tests run
 on the GPU, and the `gpu` tests add larger shapes (the anchors' scaled down), every dtype
 and strided inputs. Every output and scratch buffer the kernels allocate is poisoned with
 NaN first, so an element left unwritten fails the comparison.
@@ -74,7 +74,13 @@ def _inputs(shape, dtype=torch.float32, device=None, *, ab_dtype=None):
     return x, A, B, dy
 
 
-def _assert_matches(got, want, tolerance, *, names=("y", "mean", "rstd", "dx", "dA", "dB")):
+def _assert_matches(
+    got, want, tolerance, *, names=("y", "mean", "rstd", "dx", "dA", "dB"), zero_scales=None
+):
+    """‖got − want‖/‖want‖ within `tolerance` for each output. Where `want` is exactly zero,
+    |got| must stay within `tolerance` times zero_scales[name] (the size of the terms that
+    cancel; 0, i.e. exact zeros, for outputs not named there)."""
+    zero_scales = zero_scales or {}
     for name, g, w in zip(names, got, want, strict=True):
         assert g.shape == w.shape, f"{name}: shape {tuple(g.shape)} != {tuple(w.shape)}"
         assert torch.isfinite(g).all(), f"{name}: non-finite entries (an element left unwritten?)"
@@ -82,7 +88,8 @@ def _assert_matches(got, want, tolerance, *, names=("y", "mean", "rstd", "dx", "
         w = w.to(torch.float64).cpu()
         scale = w.norm()
         if scale == 0:
-            assert g.abs().max() == 0, f"{name}: expected zeros"
+            bound = tolerance * zero_scales.get(name, 0.0)
+            assert g.abs().max() <= bound, f"{name}: expected zeros, got up to {g.abs().max()}"
             continue
         error = ((g - w).norm() / scale).item()
         assert error <= tolerance, f"{name}: ‖got − ref‖/‖ref‖ = {error:.3g} > {tolerance:g}"
@@ -100,7 +107,11 @@ def _check(shape, *, scope, activation="relu", eps=1e-5, dtype=torch.float32, de
     assert got[1].dtype == got[2].dtype == torch.float32
     assert got[4].dtype == A.dtype
     assert got[5].dtype == B.dtype
-    _assert_matches(got, want, TOLERANCE[dtype])
+    # dx = rstd (G A − mean(G A) − h mean(G A h)) is exactly zero when every h is (I = 1, or
+    # T = I = 1); compiled for a GPU, G A − mean(G A) can keep the rounding of G A (seen with
+    # gelu on an H200), scaled by rstd
+    cancelled = want[2].max() * dy.abs().max() * A.abs().max()
+    _assert_matches(got, want, TOLERANCE[dtype], zero_scales={"dx": cancelled.item()})
 
 
 @pytest.fixture(autouse=True)
@@ -117,8 +128,8 @@ def _poisoned(monkeypatch):
 
 @pytest.fixture
 def small_split(monkeypatch):
-    """Knobs that cut small layers into several units and column blocks, launch the
-    forward in several groups, and send rows longer than 8 through the long-row kernels."""
+    """Knobs that cut small layers into several units and column blocks, and send rows
+    longer than 8 through the long-row kernels."""
     for name, value in {
         "SPLIT_BLOCK_I": 8,
         "SPLIT_TILE_ELEMENTS": 16,
@@ -127,11 +138,8 @@ def small_split(monkeypatch):
         "MAX_ROW_FWD": 8,
         "MAX_ROW_BWD": 8,
         "LOOPED_BLOCK_I": 8,
-        "L2_REUSE_FRACTION": 2000.0,  # a budget of 2000 bytes: groups of a few small layers
-        "MAX_FORWARD_GROUPS": 64,
     }.items():
         monkeypatch.setattr(kl, name, value)
-    monkeypatch.setattr(kl, "_l2_bytes", lambda device: 1)
 
 
 # ---------------------------------------------------------------------------- CPU (interpreter)
@@ -185,9 +193,9 @@ def test_half_x_with_float32_parameters():
 
 
 @pytest.mark.parametrize("scope", ["position", "layer"])
-def test_split_kernels_with_several_units_blocks_and_groups(small_split, scope):
+def test_split_kernels_with_several_units_and_blocks(small_split, scope):
     # layers of 11 × 21: 6 row blocks of 2, 3 column blocks of 8, 2 tiles per unit;
-    # 5 layers of 924 bytes in groups of 2; position rows of 21 > 8: long-row kernels
+    # 5 layers of 924 bytes; position rows of 21 > 8: long-row kernels
     for activation in ("relu", "sigmoid"):
         _check((5, 11, 21), scope=scope, activation=activation)
 
@@ -311,7 +319,6 @@ def test_heuristics_on_the_anchor_shapes():
     h100 = torch.device("cpu")
     with pytest.MonkeyPatch.context() as m:
         m.setattr(kl, "INTERPRETER_MULTIPROCESSORS", 132)
-        m.setattr(kl, "INTERPRETER_L2_BYTES", 50 * 2**20)
         forward = kl._row_config(16384, 4096, 2, backward=False, device=h100)
         assert (forward.block_r, forward.block_i, forward.num_warps) == (1, 4096, 16)
         backward = kl._row_config(16384, 4096, 2, backward=True, device=h100)
@@ -326,9 +333,6 @@ def test_heuristics_on_the_anchor_shapes():
             1, 4096, 8, 256, 1
         )  # fmt: skip
         assert split.dx_programs == 132
-        # 16 MB layers, 25 MB budget, at most 4 groups: pairs of layers
-        assert kl._forward_groups(8, 2048 * 4096 * 2, h100) == [(0, 2), (2, 4), (4, 6), (6, 8)]
-        assert kl._forward_groups(32, 512 * 1024 * 2, h100) == [(0, 25), (25, 32)]
 
 
 def test_cuda_bench_helpers_on_cpu():
@@ -337,7 +341,7 @@ def test_cuda_bench_helpers_on_cpu():
     assert "layer 8×2048×4096 float32" in labels
     assert len(bench.CASES) == 9
     assert set(bench.QUICK_CASES) <= set(bench.CASES)
-    assert bench.selected_cases(False, "layer 8×2048") == (bench.CASES[5], bench.CASES[8])
+    assert bench.selected_cases(False, "layer 8×2048") == (bench.CASES[1], bench.CASES[8])
     # 16384×4096 bf16: 134 MB per pass; forward+backward 5 passes in 0.226 ms = 2.97 TB/s
     assert bench.minimal_bytes((16384, 4096), torch.bfloat16, 5) == 5 * 2 * 16384 * 4096
     assert bench.tb_per_s(bench.minimal_bytes((16384, 4096), torch.bfloat16, 5), 0.226) == (

@@ -359,7 +359,17 @@ def _bench(args: argparse.Namespace, argv: list[str]) -> int:
         def on_step(description: str, done: int, total: int) -> None:
             progress.update(task, description=description, completed=done, total=total)
 
-        report = bench.run(args.op, args.device, quick=args.quick, progress=on_step)
+        def save(report: bench.BenchReport) -> None:
+            record = {"command": " ".join(["infonorm", *argv]), **report.to_dict()}
+            _write_atomically(args.out, json.dumps(record, indent=1) + "\n")
+
+        report = bench.run(
+            args.op,
+            args.device,
+            quick=args.quick,
+            progress=on_step,
+            checkpoint=save if args.out is not None else None,
+        )
     table = Table(title=f"infonorm bench --op {args.op} --device {args.device}")
     for column in report.columns:
         table.add_column(column, justify="left" if column in report.columns[:2] else "right")
@@ -374,8 +384,7 @@ def _bench(args: argparse.Namespace, argv: list[str]) -> int:
         f"torch {env.get('torch')} · {env.get('threads')} threads[/]"
     )
     if args.out is not None:
-        record = {"command": " ".join(["infonorm", *argv]), **report.to_dict()}
-        _write_atomically(args.out, json.dumps(record, indent=1) + "\n")
+        save(report)
         console.print(f"Figures: {args.out}")
     return 0
 

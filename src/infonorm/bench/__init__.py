@@ -1,7 +1,7 @@
 """Benchmarks: each op timed against its peers in the same run, reported as ratios.
 
 One module per op (`infonorm.bench.layer_norm`, `infonorm.bench.mutual_information`), each
-with `run(device, *, quick=False, progress=None) -> BenchReport`.
+with `run(device, *, quick=False, progress=None, checkpoint=None) -> BenchReport`.
 """
 
 from __future__ import annotations
@@ -43,8 +43,12 @@ class BenchReport:
         }
 
 
-def run(op: str, device: str, *, quick: bool = False, progress=None) -> BenchReport:
-    """Run the benchmark of `op` on `device` ("cpu" or "cuda")."""
+def run(
+    op: str, device: str, *, quick: bool = False, progress=None, checkpoint=None
+) -> BenchReport:
+    """Run the benchmark of `op` on `device` ("cpu" or "cuda"). `checkpoint`, if given,
+    receives the report so far after each case, so that a run cut short keeps what it
+    measured."""
     if op not in OPS:
         raise ValueError(f"op must be one of {', '.join(OPS)}; got {op!r}")
     if device not in DEVICES:
@@ -52,9 +56,19 @@ def run(op: str, device: str, *, quick: bool = False, progress=None) -> BenchRep
     if device == "cuda" and not torch.cuda.is_available():
         raise ValueError("device 'cuda' asked for, but torch sees no CUDA device here")
     module = importlib.import_module(f"infonorm.bench.{op}")
-    report = module.run(device, quick=quick, progress=progress)
+    if checkpoint is not None:
+        checkpoint = _with_environment(checkpoint, device)
+    report = module.run(device, quick=quick, progress=progress, checkpoint=checkpoint)
     report.environment = {**environment(device), **report.environment}
     return report
+
+
+def _with_environment(checkpoint, device: str):
+    def call(report: BenchReport) -> None:
+        report.environment = {**environment(device), **report.environment}
+        checkpoint(report)
+
+    return call
 
 
 def environment(device: str) -> dict[str, Any]:

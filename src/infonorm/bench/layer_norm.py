@@ -43,13 +43,16 @@ COLUMNS = [
 ]
 
 
-def run(device: str, *, quick: bool = False, progress: Progress = None) -> BenchReport:
-    """Time forward + backward of ours and its peers on `device` ("cpu" or "cuda")."""
+def run(
+    device: str, *, quick: bool = False, progress: Progress = None, checkpoint=None
+) -> BenchReport:
+    """Time forward + backward of ours and its peers on `device` ("cpu" or "cuda");
+    `checkpoint` receives the report so far after each case."""
     if device == "cuda":
         from infonorm.bench.layer_norm_cuda import run_cuda
 
-        return run_cuda(quick, progress)
-    return _run_cpu(quick, progress)
+        return run_cuda(quick, progress, checkpoint)
+    return _run_cpu(quick, progress, checkpoint)
 
 
 def _peers(scope: str) -> dict[str, Callable[..., torch.Tensor]]:
@@ -103,7 +106,7 @@ def _saved_per_byte_of_x(f, x, A, B) -> float:
     return saved_tensor_bytes(lambda: f(x, A, B)) / (x.numel() * x.element_size())
 
 
-def _run_cpu(quick: bool, progress: Progress) -> BenchReport:
+def _run_cpu(quick: bool, progress: Progress, checkpoint=None) -> BenchReport:
     shapes = QUICK_SHAPES if quick else SHAPES
     cases = [(scope, shape) for shape in shapes for scope in SCOPES]
     # warm up on the largest shape first: the allocator's thresholds then settle on sizes
@@ -124,13 +127,19 @@ def _run_cpu(quick: bool, progress: Progress) -> BenchReport:
         )
         saved = {name: _saved_per_byte_of_x(f, x, A, B) for name, f in peers.items()}
         rows.append(_row(scope, shape, ms, saved))
+        if checkpoint is not None and done + 1 < len(cases):
+            checkpoint(_cpu_report(rows, quick))
     if progress is not None:
         progress("layer_norm", len(cases), len(cases))
+    return _cpu_report(rows, quick)
+
+
+def _cpu_report(rows: list[dict[str, Any]], quick: bool) -> BenchReport:
     return BenchReport(
         op="layer_norm",
         device="cpu",
         columns=COLUMNS,
-        rows=rows,
+        rows=list(rows),
         environment={"dtype": "float32", "activation": "relu", "eps": 1e-5},
         notes=_notes(rows, quick=quick),
     )

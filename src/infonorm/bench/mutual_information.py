@@ -119,8 +119,11 @@ def _peak_bytes(step: Callable[[], Any]) -> int:
     return torch.cuda.max_memory_allocated() - before
 
 
-def run(device: str, *, quick: bool = False, progress: Progress = None) -> BenchReport:
-    """Time forward + backward of ours and its peers on `device` ("cpu" or "cuda")."""
+def run(
+    device: str, *, quick: bool = False, progress: Progress = None, checkpoint=None
+) -> BenchReport:
+    """Time forward + backward of ours and its peers on `device` ("cpu" or "cuda");
+    `checkpoint` receives the report so far after each shape."""
     shapes = QUICK_SHAPES if quick else SHAPES
     rows = []
     for done, (B, C) in enumerate(shapes):
@@ -138,13 +141,19 @@ def run(device: str, *, quick: bool = False, progress: Progress = None) -> Bench
             else {}
         )
         rows.append(_row(B, C, torch.unique(y).numel(), ms, saved, peak))
+        if checkpoint is not None and done + 1 < len(shapes):
+            checkpoint(_report(rows, device, quick))
     if progress is not None:
         progress("mutual_information", len(shapes), len(shapes))
+    return _report(rows, device, quick)
+
+
+def _report(rows: list[dict[str, Any]], device: str, quick: bool) -> BenchReport:
     return BenchReport(
         op="mutual_information",
         device=device,
         columns=CUDA_COLUMNS if device == "cuda" else COLUMNS,
-        rows=rows,
+        rows=list(rows),
         environment={"dtype": "float32", "targets": "class indices, uniform over C"},
         notes=_notes(rows, quick=quick),
     )

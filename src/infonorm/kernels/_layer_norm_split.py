@@ -9,7 +9,7 @@ Each layer is cut into C = CT·CI *units*: CHUNK_T consecutive rows t (CT = ⌈T
 them) times one block of BLOCK_I columns i (CI = ⌈I/BLOCK_I⌉), numbered layer-major,
 u = (r·CT + ct)·CI + ci. A unit is walked in tiles of BLOCK_T × BLOCK_I.
 
-Forward (two launches per group of layers; see `infonorm.kernels.layer_norm`):
+Forward (two launches; see `infonorm.kernels.layer_norm`):
 - `_layer_stats_partial`: one program per unit → (mean, M2) of its elements, the tiles
   merged by Chan et al.'s pairwise update (no Σx² − (Σx)² cancellation).
 - `_layer_norm_fwd_split`: one program per unit, in *reverse* unit order so that the units
@@ -62,14 +62,13 @@ def _layer_stats_partial(
     CT,
     CI,
     CHUNK_T,
-    unit_start,
     stride_xr,
     stride_xt,
     stride_xi,
     BLOCK_T: tl.constexpr,
     BLOCK_I: tl.constexpr,
 ):
-    u = unit_start + tl.program_id(0)
+    u = tl.program_id(0)
     r, t_begin, t_end, cols, col_ok = _unit_geometry(u, T, I, CT, CI, CHUNK_T, BLOCK_I)
     n_cols = tl.sum(col_ok.to(tl.float32), axis=0)
     x_layer = X + r.to(tl.int64) * stride_xr
@@ -115,7 +114,6 @@ def _layer_norm_fwd_split(
     CT,
     CI,
     CHUNK_T,
-    unit_start,
     n_units,
     stride_xr,
     stride_xt,
@@ -130,7 +128,7 @@ def _layer_norm_fwd_split(
     BLOCK_C: tl.constexpr,
 ):
     # reverse order: the units read last by the statistics pass come first
-    u = unit_start + n_units - 1 - tl.program_id(0)
+    u = n_units - 1 - tl.program_id(0)
     r, t_begin, t_end, cols, col_ok = _unit_geometry(u, T, I, CT, CI, CHUNK_T, BLOCK_I)
     C = CT * CI
     # merge the layer's C partials: with n_k elements in unit k,

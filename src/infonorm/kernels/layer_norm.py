@@ -23,8 +23,8 @@ Which kernels run (see docs/kernels-layer-norm.md for the byte counts):
 - scope="position", longer rows: `_layer_norm_fwd_looped` (statistics loop, then a
   normalizing loop re-reading the row from L2) and the split backward below with T = 1.
 - scope="layer": split reductions (`_layer_norm_split`): statistics partials per unit of
-  the layer, then the normalizing pass in reverse order (launched per group of layers that
-  fits in L2); backward: partial sums, a per-layer combine, the dx pass, `_sum_partial_rows`.
+  the layer, then the normalizing pass in reverse order; backward: partial sums, a
+  per-layer combine, the dx pass, `_sum_partial_rows`.
 
 Inputs may be strided: the kernels take the strides of x and dy as arguments, and no copy
 is made as long as the leading dims (those before the normalized ones) merge into one
@@ -81,12 +81,8 @@ SPLIT_TILE_ELEMENTS = 4096  # elements per tile, BLOCK_T × BLOCK_I
 SPLIT_UNIT_TILES = 8  # tiles per unit of the statistics and partial-sum passes
 SPLIT_MAX_UNITS_PER_LAYER = 1024  # units C per layer (merged in registers by each program)
 SPLIT_DX_WARPS_PER_SM = 16  # warps of the persistent dx pass per multiprocessor
-# forward of scope="layer": launch per group of layers whose x fits in this share of L2
-L2_REUSE_FRACTION = 0.5
-MAX_FORWARD_GROUPS = 4  # … but never more groups than this (each costs two launches)
-# under Triton's CPU interpreter: pretend to have this many multiprocessors and this much L2
+# under Triton's CPU interpreter: pretend to have this many multiprocessors
 INTERPRETER_MULTIPROCESSORS = 2
-INTERPRETER_L2_BYTES = 0
 
 
 # ------------------------------------------------------------------ entry points
@@ -242,12 +238,6 @@ def _multiprocessors(device: torch.device) -> int:
     return _cuda_properties(device.index or 0).multi_processor_count
 
 
-def _l2_bytes(device: torch.device) -> int:
-    if device.type != "cuda":
-        return INTERPRETER_L2_BYTES
-    return int(getattr(_cuda_properties(device.index or 0), "L2_cache_size", 0))
-
-
 # ------------------------------------------------------------------ heuristics
 
 
@@ -346,16 +336,6 @@ def _split_config(R: int, T: int, I: int, element_size: int, device: torch.devic
     )  # fmt: skip
 
 
-def _forward_groups(R: int, layer_bytes: int, device: torch.device) -> list[tuple[int, int]]:
-    """Layers [r0, r1) launched together in the split forward: the normalizing pass re-reads
-    a group's x right after its statistics pass, from L2 when the group fits there."""
-    budget = L2_REUSE_FRACTION * _l2_bytes(device)
-    if budget <= 0 or R * layer_bytes <= budget:
-        return [(0, R)]
-    per_group = max(1, int(budget // layer_bytes), triton.cdiv(R, MAX_FORWARD_GROUPS))
-    return [(r0, min(R, r0 + per_group)) for r0 in range(0, R, per_group)]
-
-
 # ------------------------------------------------------------------ launches
 
 
@@ -382,22 +362,24 @@ def _layer_forward(X, Y, A, B, mean, rstd, eps: float, activation: str) -> None:
     R, T, I = X.shape
     config = _split_config(R, T, I, X.element_size(), X.device)
     C = config.units_per_layer
-    mean_partial = _empty((R * C,), dtype=torch.float32, device=X.device)
-    m2_partial = _empty((R * C,), dtype=torch.float32, device=X.device)
-    for r0, r1 in _forward_groups(R, T * I * X.element_size(), X.device):
-        units = (r1 - r0) * C
-        _layer_stats_partial[(units,)](
-            X, mean_partial, m2_partial, T, I, config.ct, config.ci, config.chunk_t, r0 * C,
-            X.stride(0), X.stride(1), X.stride(2),
-            BLOCK_T=config.block_t, BLOCK_I=config.block_i, num_warps=config.num_warps,
-        )  # fmt: skip
-        _layer_norm_fwd_split[(units,)](
-            X, Y, A, B, mean_partial, m2_partial, mean, rstd,
-            T, I, config.ct, config.ci, config.chunk_t, r0 * C, units,
-            X.stride(0), X.stride(1), X.stride(2), Y.stride(0), Y.stride(1), Y.stride(2), eps,
-            ACTIVATION=activation, BLOCK_T=config.block_t, BLOCK_I=config.block_i,
-            BLOCK_C=_pow2(C), num_warps=config.num_warps,
-        )  # fmt: skip
+    units = R * C
+    mean_partial = _empty((units,), dtype=torch.float32, device=X.device)
+    m2_partial = _empty((units,), dtype=torch.float32, device=X.device)
+    # two launches over all layers at once: launching per group of layers that fits in L2
+    # (for the second pass to re-read x from there) measured 2× slower on an H200, the
+    # launches costing more than the re-read saves (docs/kernels-layer-norm.md)
+    _layer_stats_partial[(units,)](
+        X, mean_partial, m2_partial, T, I, config.ct, config.ci, config.chunk_t,
+        X.stride(0), X.stride(1), X.stride(2),
+        BLOCK_T=config.block_t, BLOCK_I=config.block_i, num_warps=config.num_warps,
+    )  # fmt: skip
+    _layer_norm_fwd_split[(units,)](
+        X, Y, A, B, mean_partial, m2_partial, mean, rstd,
+        T, I, config.ct, config.ci, config.chunk_t, units,
+        X.stride(0), X.stride(1), X.stride(2), Y.stride(0), Y.stride(1), Y.stride(2), eps,
+        ACTIVATION=activation, BLOCK_T=config.block_t, BLOCK_I=config.block_i,
+        BLOCK_C=_pow2(C), num_warps=config.num_warps,
+    )  # fmt: skip
 
 
 def _position_backward(DY, X, A, B, mean, rstd, DX, activation: str, config: RowConfig):
