@@ -52,11 +52,67 @@ def _label(row: dict[str, Any], keys: list[str]) -> str:
 def _result_block(op: str, device: str, record: dict[str, Any], fig: Figures) -> str:
     columns: list[str] = record["columns"]
     rows: list[dict[str, Any]] = record["rows"]
-    timed = [c for c in columns if c.endswith(" ms")]
-    keys = [c for c in columns if c not in timed and isinstance(rows[0].get(c), str)]
     env = record.get("environment", {})
     where = env.get("gpu") or env.get("processor", "")
     name = f"bench_{op}_{device}"
+    if set(columns) >= BANDWIDTH_COLUMNS and "peer" in columns:
+        _bandwidth_chart(name, f"{op} on {device}: {where}", rows, env.get("copy TB/s"), fig)
+    else:
+        _time_chart(name, f"{op} on {device}: {where}", columns, rows, fig)
+    caption = (
+        f"infonorm bench --op {op} --device {device}, {env.get('date', '')}, {where}, "
+        f"torch {env.get('torch', '')}, {env.get('threads', '')} threads. Command: "
+        f"{record.get('command', '')}."
+    )
+    body = [[_cell(row.get(c)) for c in columns] for row in rows]
+    notes = "".join(f"<p class='muted'>{escape(n)}</p>" for n in record.get("notes", []))
+    return figure_block(fig.path(name), caption) + table(columns, body) + notes
+
+
+BANDWIDTH_COLUMNS = {"fwd TB/s", "fwd+bwd TB/s"}
+
+
+def _bandwidth_chart(
+    name: str, title: str, rows: list[dict[str, Any]], copy_tbs: float | None, fig: Figures
+) -> None:
+    """Effective TB/s of every peer, one group of bars per case, forward and forward+backward
+    side by side, against the copy bandwidth measured in the same run."""
+    cases = list(dict.fromkeys(_label(row, ["scope", "shape", "dtype"]) for row in rows))
+    peers = list(dict.fromkeys(row["peer"] for row in rows))
+    figure_height = 1.5 + 0.16 * len(cases) * len(peers)
+    with fig.figure(name, ncols=2, size=(11, figure_height)) as (_, axes):
+        for ax, column in zip(axes, ("fwd TB/s", "fwd+bwd TB/s"), strict=True):
+            height = 0.8 / len(peers)
+            for j, peer in enumerate(peers):
+                by_case = {
+                    _label(row, ["scope", "shape", "dtype"]): row.get(column)
+                    for row in rows
+                    if row["peer"] == peer
+                }
+                values = [by_case.get(case) for case in cases]
+                positions = np.arange(len(cases)) + (j - (len(peers) - 1) / 2) * height
+                ax.barh(
+                    positions,
+                    [np.nan if v is None else v for v in values],
+                    height=height,
+                    color=COLORS[j],
+                    label=peer,
+                )
+            if copy_tbs:
+                ax.axvline(copy_tbs, color="black", linestyle="--", linewidth=1)
+                ax.text(copy_tbs, -0.7, " copy", fontsize=8, va="bottom")
+            ax.set_yticks(range(len(cases)), cases if column == "fwd TB/s" else [], fontsize=8)
+            ax.invert_yaxis()
+            ax.set_xlabel(f"{column.removesuffix(' TB/s')}: effective TB/s (longer is faster)")
+        axes[0].set_title(title, loc="left")
+        axes[1].legend(loc="lower right", fontsize=8)
+
+
+def _time_chart(
+    name: str, title: str, columns: list[str], rows: list[dict[str, Any]], fig: Figures
+) -> None:
+    timed = [c for c in columns if c.endswith(" ms")]
+    keys = [c for c in columns if c not in timed and isinstance(rows[0].get(c), str)]
     with fig.figure(name, size=(9.5, 1.2 + 0.22 * len(rows) * max(len(timed), 1))) as (_, ax):
         labels = [_label(row, keys) for row in rows]
         height = 0.8 / max(len(timed), 1)
@@ -74,16 +130,8 @@ def _result_block(op: str, device: str, record: dict[str, Any], fig: Figures) ->
         ax.invert_yaxis()
         ax.set_xscale("log")
         ax.set_xlabel("time per call [ms], log scale (shorter is faster)")
-        ax.set_title(f"{op} on {device}: {where}")
+        ax.set_title(title)
         ax.legend(loc="lower right")
-    caption = (
-        f"infonorm bench --op {op} --device {device}, {env.get('date', '')}, {where}, "
-        f"torch {env.get('torch', '')}, {env.get('threads', '')} threads. Command: "
-        f"{record.get('command', '')}."
-    )
-    body = [[_cell(row.get(c)) for c in columns] for row in rows]
-    notes = "".join(f"<p class='muted'>{escape(n)}</p>" for n in record.get("notes", []))
-    return figure_block(fig.path(name), caption) + table(columns, body) + notes
 
 
 def _cell(value: Any) -> str:
