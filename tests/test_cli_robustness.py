@@ -259,7 +259,7 @@ def test_bench_out_that_cannot_be_written_is_refused_before_the_benchmark(
     def denied(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(cli.tempfile, "mkstemp", denied)
+    monkeypatch.setattr(cli.tempfile, "mkdtemp", denied)  # the probe of check_creatable
     code, _, err = _run(capsys, "bench", "--op", "layer_norm", "--out", "b.json")
     assert code == 1
     assert _one_line(err) == "infonorm: error: --out b.json cannot be written: .: Permission denied"

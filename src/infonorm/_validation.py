@@ -7,8 +7,10 @@ says what was expected, so that a caller (or the CLI) can show it as one line.
 from __future__ import annotations
 
 import math
+import tempfile
 from collections.abc import Sequence
 from numbers import Integral, Real
+from pathlib import Path
 from typing import Any, NoReturn
 
 import numpy as np
@@ -138,3 +140,22 @@ def check_finite_scalar(value: Any, name: str, *, minimum: float | None = None) 
 
 
 _INTEGER_DTYPES = (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8)
+
+
+def check_creatable(path: Path, label: str) -> None:
+    """Raise unless `path` (a file or folder, existing or not) can be created: the nearest
+    existing folder on the way to it must take a new entry. Tried for real (a folder made
+    and removed), since permission bits do not tell root or read-only mounts. NotADirectoryError
+    when a file stands on the way, OSError when the folder refuses; messages start with
+    `label` and `path`."""
+    folder = path.parent
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir():
+        raise NotADirectoryError(
+            f"{label} {path} cannot be created: {folder} is a file, not a folder"
+        )
+    try:
+        Path(tempfile.mkdtemp(prefix=".infonorm-check.", dir=folder)).rmdir()
+    except OSError as error:
+        raise OSError(f"{label} {path} cannot be written: {folder}: {error.strerror}") from None

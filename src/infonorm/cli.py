@@ -391,19 +391,11 @@ def _bench(args: argparse.Namespace, argv: list[str]) -> int:
 
 def _check_output_file(path: Path) -> None:
     """Before any work: `path` must be a file (or nothing yet) in a folder we can write."""
+    from infonorm._validation import check_creatable
+
     if path.is_dir():
         raise UsageError(f"--out {path} is a folder, not a file")
-    folder = path.parent
-    while not folder.exists():
-        folder = folder.parent
-    if not folder.is_dir():
-        raise OSError(f"--out {path} cannot be created: {folder} is a file, not a folder")
-    try:
-        fd, probe = tempfile.mkstemp(prefix=".infonorm-check.", dir=folder)
-    except OSError as error:
-        raise OSError(f"--out {path} cannot be written: {folder}: {error.strerror}") from None
-    os.close(fd)
-    os.unlink(probe)
+    check_creatable(path, "--out")
 
 
 def _write_atomically(path: Path, text: str) -> None:

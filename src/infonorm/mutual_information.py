@@ -339,7 +339,7 @@ def _zero_masked_products_(products: torch.Tensor, sums: torch.Tensor) -> None:
     A logit of −inf (a masked class), or one so far below the row's largest that z − m
     overflows, has Q = 0 exactly, and the term it stands in, Q ln Q or Q ∂I/∂Q, has the
     limit 0 there. Only the rows whose sum came out NaN are touched: the check reads the
-    (B,) sums, never the (B, C) products, and costs nothing when no logit is masked. NaN
+    (B,) sums, never the (B, C) products (on a GPU it waits for them: one host sync). NaN
     or +inf logits give a NaN row of Q, hence of s, which `_check_sums` refuses anyway.
     """
     bad = sums.isnan()

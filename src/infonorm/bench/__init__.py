@@ -56,19 +56,20 @@ def run(
     if device == "cuda" and not torch.cuda.is_available():
         raise ValueError("device 'cuda' asked for, but torch sees no CUDA device here")
     module = importlib.import_module(f"infonorm.bench.{op}")
+    on_case = None
     if checkpoint is not None:
-        checkpoint = _with_environment(checkpoint, device)
-    report = module.run(device, quick=quick, progress=progress, checkpoint=checkpoint)
+
+        def on_case(report: BenchReport) -> None:
+            checkpoint(_with_environment(report, device))
+
+    report = module.run(device, quick=quick, progress=progress, checkpoint=on_case)
+    return _with_environment(report, device)
+
+
+def _with_environment(report: BenchReport, device: str) -> BenchReport:
+    """`report` with the device, date and versions recorded beside its own environment."""
     report.environment = {**environment(device), **report.environment}
     return report
-
-
-def _with_environment(checkpoint, device: str):
-    def call(report: BenchReport) -> None:
-        report.environment = {**environment(device), **report.environment}
-        checkpoint(report)
-
-    return call
 
 
 def environment(device: str) -> dict[str, Any]:

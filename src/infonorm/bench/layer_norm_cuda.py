@@ -313,16 +313,22 @@ def _rotating(sets, body: Callable[..., Any]) -> Callable[[], Any]:
     return run
 
 
-def _time_ours(case: Case, sets, quick: bool) -> tuple[float, float]:
+def ours_steps(scope: str) -> tuple[Callable[..., Any], Callable[..., Any]]:
+    """Our forward, and forward then backward, each called as step(x, A, B, dy)."""
     from infonorm.kernels import layer_norm as kernels
 
     def forward(x, A, B, dy):
-        return kernels.forward(x, A, B, scope=case.scope, activation=ACTIVATION, eps=EPS)
+        return kernels.forward(x, A, B, scope=scope, activation=ACTIVATION, eps=EPS)
 
     def training(x, A, B, dy):
         _, mean, rstd = forward(x, A, B, dy)
-        return kernels.backward(dy, x, A, B, mean, rstd, scope=case.scope, activation=ACTIVATION)
+        return kernels.backward(dy, x, A, B, mean, rstd, scope=scope, activation=ACTIVATION)
 
+    return forward, training
+
+
+def _time_ours(case: Case, sets, quick: bool) -> tuple[float, float]:
+    forward, training = ours_steps(case.scope)
     forward_ms = _do_bench(_rotating(sets, forward), quick)
     return forward_ms, _do_bench(_rotating(sets, training), quick)
 

@@ -80,19 +80,9 @@ def replaced(replacements: Replacements) -> Iterator[None]:
 def _time_variants(case: bench.Case, sets, rep: int) -> list[dict[str, Any]]:
     import triton.testing
 
-    from infonorm.kernels import layer_norm as kernels
-
     forward_bytes = bench.minimal_bytes(case.shape, case.dtype, bench.FORWARD_PASSES)
     training_bytes = bench.minimal_bytes(case.shape, case.dtype, bench.TRAINING_PASSES)
-
-    def forward(x, A, B, dy):
-        return kernels.forward(x, A, B, scope=case.scope, activation=bench.ACTIVATION, eps=1e-5)
-
-    def training(x, A, B, dy):
-        _, mean, rstd = forward(x, A, B, dy)
-        return kernels.backward(
-            dy, x, A, B, mean, rstd, scope=case.scope, activation=bench.ACTIVATION
-        )
+    forward, training = bench.ours_steps(case.scope)
 
     def median_ms(body) -> float:
         fn = bench._rotating(sets, body)
@@ -125,15 +115,10 @@ def _kernel_times(case: bench.Case, inputs) -> list[dict[str, Any]]:
     """Device time of each kernel in one forward+backward (default knobs), in µs."""
     from torch.profiler import ProfilerActivity, profile
 
-    from infonorm.kernels import layer_norm as kernels
-
-    x, A, B, dy = inputs
+    _, training = bench.ours_steps(case.scope)
 
     def step():
-        _, mean, rstd = kernels.forward(
-            x, A, B, scope=case.scope, activation=bench.ACTIVATION, eps=1e-5
-        )
-        kernels.backward(dy, x, A, B, mean, rstd, scope=case.scope, activation=bench.ACTIVATION)
+        training(*inputs)
 
     for _ in range(3):
         step()
@@ -183,20 +168,18 @@ def host_overhead(calls: int = 200) -> list[dict[str, Any]]:
 def _host_steps(scope: str, shape: tuple[int, ...]) -> dict[str, Callable[[], Any]]:
     import torch.nn.functional as F
 
-    from infonorm.kernels import layer_norm as kernels
-
     x = torch.randn(shape, device="cuda", dtype=torch.bfloat16)
     A = torch.ones(shape[-1], device="cuda", dtype=torch.bfloat16)
     B = torch.zeros(shape[-1], device="cuda", dtype=torch.bfloat16)
     dy = torch.randn_like(x)
     leaves = [t.detach().requires_grad_() for t in (x, A, B)]
+    forward, training = bench.ours_steps(scope)
 
     def ours_forward():
-        return kernels.forward(x, A, B, scope=scope, activation=bench.ACTIVATION, eps=1e-5)
+        return forward(x, A, B, dy)
 
     def ours_training():
-        _, mean, rstd = ours_forward()
-        kernels.backward(dy, x, A, B, mean, rstd, scope=scope, activation=bench.ACTIVATION)
+        return training(x, A, B, dy)
 
     def eager_training():
         if scope == "position":

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from infonorm._validation import check_creatable
 from infonorm.claims import ClaimResult
 from infonorm.claims.engine import jsonable
 from infonorm.report.page import render_page
@@ -40,17 +41,8 @@ def check_destination(out: str | os.PathLike) -> Path:
             f"out {out} is a folder that holds no report (no claims.json and meta.json): "
             "replacing it would delete its files; choose a new or empty folder"
         )
-    # the report is staged beside `out`: the nearest existing folder above it must take a
-    # new entry (tried for real: permission bits do not tell root or read-only mounts)
-    parent = out.parent
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir():
-        raise NotADirectoryError(f"out {out} cannot be created: {parent} is a file, not a folder")
-    try:
-        Path(tempfile.mkdtemp(prefix=".infonorm-check.", dir=parent)).rmdir()
-    except OSError as error:
-        raise OSError(f"out {out} cannot be written: {parent}: {error.strerror}") from None
+    # the report is staged beside `out`, in the folder that will hold it
+    check_creatable(out, "out")
     return out
 
 
