@@ -14,12 +14,12 @@ run: $(STAMP)
 	$(BIN)/infonorm reproduce
 
 test: $(STAMP)
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff check src tests scripts
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests scripts
+	$(BIN)/ruff format --check src tests scripts
 
 bench: $(STAMP)
 	$(BIN)/infonorm bench --op layer_norm --device cpu

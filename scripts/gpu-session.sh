@@ -39,7 +39,7 @@ echo "layer_norm bench exit $?"
 timeout "${MI_S:-60}" $PY -m infonorm bench --op mutual_information --device cuda \
   --out "$OUT/mutual_information-cuda.json" >> "$OUT/bench.log" 2>&1
 echo "mutual_information bench exit $?"
-timeout "${KNOBS_S:-150}" $PY -m infonorm.bench.layer_norm_knobs --out "$OUT/knobs.json" \
+timeout "${KNOBS_S:-150}" $PY -m infonorm.quiz.bench.layer_norm_knobs --out "$OUT/knobs.json" \
   > "$OUT/knobs.log" 2>&1
 echo "knobs exit $?"
 timeout "${MI_S:-60}" $PY - > "$OUT/profile.log" 2>&1 <<'PY'

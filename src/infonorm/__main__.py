@@ -2,6 +2,6 @@
 
 import sys
 
-from infonorm.cli import main
+from infonorm.quiz import main
 
 sys.exit(main())

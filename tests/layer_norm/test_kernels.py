@@ -1,0 +1,430 @@
+"""The Triton kernels of layer norm + activation against a float64 autograd reference.
+
+Without CUDA the kernels run on CPU tensors under Triton's interpreter (conftest sets
+TRITON_INTERPRET=1 before they are imported): small awkward shapes, every activation, both
+scopes, and knob settings that force every code path (several units per layer, several
+column blocks, long rows, prefetch variants). With CUDA the same tests run
+on the GPU, and the `gpu` tests add larger shapes (the anchors' scaled down), every dtype
+and strided inputs. Every output and scratch buffer the kernels allocate is poisoned with
+NaN first, so an element left unwritten fails the comparison.
+"""
+
+# I is the quiz's name for the number of neurons per position (ambiguous to E741 only)
+# ruff: noqa: E741
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+import torch
+
+pytest.importorskip("triton")
+
+from infonorm.kernels import layer_norm as kl
+from infonorm.quiz.bench import layer_norm_cuda as bench
+
+# the "CPU" tests run on the GPU where there is one (the interpreter is off there)
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+ACTIVATIONS = ("relu", "identity", "gelu", "tanh", "sigmoid", "silu")
+# ‖out − ref‖/‖ref‖ allowed, per dtype of x (the reference is float64 on the same inputs)
+TOLERANCE = {torch.float32: 2e-5, torch.bfloat16: 1.5e-2, torch.float16: 2e-3}
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def _reference(x, A, B, dy, *, scope, activation, eps):
+    """(y, mean, rstd, dx, dA, dB) in float64 by plain torch ops and autograd."""
+    dims = (-2, -1) if scope == "layer" else (-1,)
+    L, A64, B64 = (t.detach().to(torch.float64).requires_grad_() for t in (x, A, B))
+    mu = L.mean(dims, keepdim=True)
+    var = (L - mu).square().mean(dims, keepdim=True)
+    rstd = 1 / torch.sqrt(var + eps)
+    z = A64 * (L - mu) * rstd + B64
+    act = {
+        "relu": torch.relu,
+        "identity": lambda t: t,
+        "gelu": torch.nn.functional.gelu,
+        "tanh": torch.tanh,
+        "sigmoid": torch.sigmoid,
+        "silu": torch.nn.functional.silu,
+    }[activation]
+    y = act(z)
+    dx, dA, dB = torch.autograd.grad(y, (L, A64, B64), dy.to(torch.float64))
+    return y.detach(), mu.detach().squeeze(dims), rstd.detach().squeeze(dims), dx, dA, dB
+
+
+def _run(x, A, B, dy, *, scope, activation, eps=1e-5):
+    y, mean, rstd = kl.forward(x, A, B, scope=scope, activation=activation, eps=eps)
+    dx, dA, dB = kl.backward(dy, x, A, B, mean, rstd, scope=scope, activation=activation)
+    return y, mean, rstd, dx, dA, dB
+
+
+def _inputs(shape, dtype=torch.float32, device=None, *, ab_dtype=None):
+    device = device or DEVICE
+    g = torch.Generator(device=device).manual_seed(hash(shape) % 2**31)
+    x = (torch.randn(shape, generator=g, device=device) * 3 + 0.5).to(dtype)
+    dy = torch.randn(shape, generator=g, device=device).to(dtype)
+    I = shape[-1]
+    A = torch.randn(I, generator=g, device=device).to(ab_dtype or dtype)
+    B = torch.randn(I, generator=g, device=device).to(ab_dtype or dtype)
+    return x, A, B, dy
+
+
+def _assert_matches(
+    got, want, tolerance, *, names=("y", "mean", "rstd", "dx", "dA", "dB"), zero_scales=None
+):
+    """‖got − want‖/‖want‖ within `tolerance` for each output. Where `want` is exactly zero,
+    |got| must stay within `tolerance` times zero_scales[name] (the size of the terms that
+    cancel; 0, i.e. exact zeros, for outputs not named there)."""
+    zero_scales = zero_scales or {}
+    for name, g, w in zip(names, got, want, strict=True):
+        assert g.shape == w.shape, f"{name}: shape {tuple(g.shape)} != {tuple(w.shape)}"
+        assert torch.isfinite(g).all(), f"{name}: non-finite entries (an element left unwritten?)"
+        g = g.detach().to(torch.float64).cpu()
+        w = w.to(torch.float64).cpu()
+        scale = w.norm()
+        if scale == 0:
+            bound = tolerance * zero_scales.get(name, 0.0)
+            assert g.abs().max() <= bound, f"{name}: expected zeros, got up to {g.abs().max()}"
+            continue
+        error = ((g - w).norm() / scale).item()
+        assert error <= tolerance, f"{name}: ‖got − ref‖/‖ref‖ = {error:.3g} > {tolerance:g}"
+        # and no single element far off relative to the output's size
+        worst = ((g - w).abs().max() / w.abs().max()).item()
+        assert worst <= 20 * tolerance, f"{name}: worst element off by {worst:.3g} of max|ref|"
+
+
+def _check(shape, *, scope, activation="relu", eps=1e-5, dtype=torch.float32, device=None):
+    x, A, B, dy = _inputs(shape, dtype, device)
+    got = _run(x, A, B, dy, scope=scope, activation=activation, eps=eps)
+    want = _reference(x, A, B, dy, scope=scope, activation=activation, eps=eps)
+    assert got[0].dtype == x.dtype
+    assert got[3].dtype == x.dtype
+    assert got[1].dtype == got[2].dtype == torch.float32
+    assert got[4].dtype == A.dtype
+    assert got[5].dtype == B.dtype
+    # dx = rstd (G A − mean(G A) − h mean(G A h)) is exactly zero when every h is (I = 1, or
+    # T = I = 1); compiled for a GPU, G A − mean(G A) can keep the rounding of G A (seen with
+    # gelu on an H200), scaled by rstd
+    cancelled = want[2].max() * dy.abs().max() * A.abs().max()
+    _assert_matches(got, want, TOLERANCE[dtype], zero_scales={"dx": cancelled.item()})
+
+
+@pytest.fixture(autouse=True)
+def _poisoned(monkeypatch):
+    """Every buffer the kernels allocate starts as NaN (−1 for integers)."""
+    original = kl._empty
+
+    def poisoned(shape, *, dtype, device):
+        t = original(shape, dtype=dtype, device=device)
+        return t.fill_(math.nan) if t.is_floating_point() else t.fill_(-1)
+
+    monkeypatch.setattr(kl, "_empty", poisoned)
+
+
+@pytest.fixture
+def small_split(monkeypatch):
+    """Knobs that cut small layers into several units and column blocks, and send rows
+    longer than 8 through the long-row kernels."""
+    for name, value in {
+        "SPLIT_BLOCK_I": 8,
+        "SPLIT_TILE_ELEMENTS": 16,
+        "SPLIT_UNIT_TILES": 2,
+        "SPLIT_MAX_UNITS_PER_LAYER": 64,
+        "MAX_ROW_FWD": 8,
+        "MAX_ROW_BWD": 8,
+        "LOOPED_BLOCK_I": 8,
+    }.items():
+        monkeypatch.setattr(kl, name, value)
+
+
+# ---------------------------------------------------------------------------- CPU (interpreter)
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize(("scope", "shape"), [("position", (3, 5, 13)), ("layer", (2, 7, 13))])
+def test_every_activation_matches_the_reference(scope, shape, activation):
+    _check(shape, scope=scope, activation=activation)
+
+
+@pytest.mark.parametrize(
+    ("scope", "shape"),
+    [
+        ("position", (5, 1)),  # I = 1: h = 0 everywhere
+        ("position", (1, 17)),  # one row
+        ("position", (31,)),  # no leading dims: one statistic, mean of shape ()
+        ("position", (2, 3, 4, 7)),  # several leading dims
+        ("position", (37, 3)),  # many short rows: several rows per tile
+        ("layer", (1, 5)),  # T = 1, no leading dims
+        ("layer", (3, 1, 1)),  # T = I = 1
+        ("layer", (4, 1)),  # I = 1
+        ("layer", (2, 3, 5, 7)),  # several leading dims
+        ("layer", (1, 29, 3)),  # a prime T
+    ],
+)
+@pytest.mark.parametrize("activation", ["gelu", "relu"])
+def test_awkward_shapes(scope, shape, activation):
+    _check(shape, scope=scope, activation=activation)
+
+
+@pytest.mark.parametrize("scope", ["position", "layer"])
+def test_eps_zero(scope):
+    _check((3, 4, 11), scope=scope, activation="silu", eps=0.0)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize(("scope", "shape"), [("position", (6, 24)), ("layer", (2, 5, 24))])
+def test_half_precision(scope, shape, dtype):
+    _check(shape, scope=scope, activation="gelu", dtype=dtype)
+
+
+def test_half_x_with_float32_parameters():
+    x, _, _, dy = _inputs((4, 6, 10), torch.bfloat16)
+    _, A, B, _ = _inputs((4, 6, 10))
+    for scope in ("position", "layer"):
+        got = _run(x, A, B, dy, scope=scope, activation="tanh")
+        assert got[4].dtype == got[5].dtype == torch.float32
+        want = _reference(x, A, B, dy, scope=scope, activation="tanh", eps=1e-5)
+        _assert_matches(got, want, TOLERANCE[torch.bfloat16])
+
+
+@pytest.mark.parametrize("scope", ["position", "layer"])
+def test_split_kernels_with_several_units_and_blocks(small_split, scope):
+    # layers of 11 × 21: 6 row blocks of 2, 3 column blocks of 8, 2 tiles per unit;
+    # 5 layers of 924 bytes; position rows of 21 > 8: long-row kernels
+    for activation in ("relu", "sigmoid"):
+        _check((5, 11, 21), scope=scope, activation=activation)
+
+
+def test_layer_with_more_units_than_one_program_merges(small_split, monkeypatch):
+    # 40 row blocks × 3 column blocks > 64 units: units grow to stay within the limit
+    monkeypatch.setattr(kl, "SPLIT_UNIT_TILES", 1)
+    config = kl._split_config(2, 80, 21, 4, torch.device("cpu"))
+    assert config.units_per_layer <= 64
+    assert config.ci == 3
+    _check((2, 80, 21), scope="layer", activation="tanh")
+
+
+@pytest.mark.parametrize("prefetch_two", [False, True])
+@pytest.mark.parametrize("ab_in_registers", [False, True])
+def test_row_backward_variants(monkeypatch, prefetch_two, ab_in_registers):
+    original = kl._row_config
+
+    def config(*args, **kwargs):
+        c = original(*args, **kwargs)
+        if c is None or not kwargs.get("backward"):
+            return c
+        return dataclasses.replace(
+            c, prefetch_two=prefetch_two, ab_in_registers=ab_in_registers, programs=2
+        )
+
+    monkeypatch.setattr(kl, "_row_config", config)
+    monkeypatch.setattr(kl, "ROW_TILE_ELEMENTS", 32)  # tiles of 2 rows of 13 (BLOCK_I 16)
+    _check((11, 13), scope="position", activation="gelu")
+
+
+@pytest.mark.parametrize("prefetch_two", [False, True])
+def test_split_dx_prefetch_variants(small_split, monkeypatch, prefetch_two):
+    monkeypatch.setattr(kl, "_prefetch_two", lambda *_: prefetch_two)
+    _check((3, 9, 13), scope="layer", activation="identity")
+
+
+@pytest.mark.parametrize("scope", ["position", "layer"])
+def test_strided_inputs_are_read_in_place(scope):
+    base = torch.randn(7, 3, 26, device=DEVICE)
+    x = base.transpose(0, 1)[..., ::2]  # (3, 7, 13), strides (26, 78, 2)
+    dy = torch.randn(3, 13, 7, device=DEVICE).transpose(1, 2)  # strides (91, 1, 7)
+    A, B = torch.randn(13, device=DEVICE), torch.randn(13, device=DEVICE)
+    if scope == "layer":
+        view, *_ = kl._as_rows(x, scope)
+        assert view.data_ptr() == x.data_ptr(), "the layer view of x was copied"
+    else:
+        x, dy = x[0], dy[0]  # (7, 13) with a row stride of 78 and an element stride of 2
+        view, *_ = kl._as_rows(x, scope)
+        assert view.data_ptr() == x.data_ptr()
+        assert (view.stride(0), view.stride(2)) == (78, 2)
+    got = _run(x, A, B, dy, scope=scope, activation="relu")
+    want = _reference(x, A, B, dy, scope=scope, activation="relu", eps=1e-5)
+    _assert_matches(got, want, TOLERANCE[torch.float32])
+
+
+@pytest.mark.parametrize("scope", ["position", "layer"])
+def test_expanded_dy_as_from_a_sum(scope):
+    # y.sum().backward() hands over dy = 1 expanded: every stride 0
+    x, A, B, _ = _inputs((3, 6, 10))
+    dy = torch.ones((), device=DEVICE).expand(x.shape)
+    got = _run(x, A, B, dy, scope=scope, activation="sigmoid")
+    want = _reference(x, A, B, dy, scope=scope, activation="sigmoid", eps=1e-5)
+    _assert_matches(got, want, TOLERANCE[torch.float32])
+
+
+def test_leading_dims_that_do_not_merge_are_copied_others_not():
+    x = torch.randn(4, 6, 5, 3, device=DEVICE)[:, ::2]  # leading (4, 3), strides (90, 30): merge
+    y = torch.randn(4, 6, 5, 3, device=DEVICE).transpose(0, 1)[::2]  # (3, 4), strides (30, 90)
+    assert kl._as_rows(x, "layer")[0].data_ptr() == x.data_ptr()
+    assert kl._as_rows(y, "layer")[0].data_ptr() != y.data_ptr()
+    A, B = torch.randn(3, device=DEVICE), torch.randn(3, device=DEVICE)
+    for t in (x, y):
+        dy = torch.randn_like(t)
+        got = _run(t, A, B, dy, scope="layer", activation="relu")
+        want = _reference(t, A, B, dy, scope="layer", activation="relu", eps=1e-5)
+        _assert_matches(got, want, TOLERANCE[torch.float32])
+
+
+@pytest.mark.parametrize(("scope", "shape"), [("position", (0, 5)), ("layer", (0, 3, 4))])
+def test_no_rows(scope, shape):
+    x, A, B, dy = _inputs(shape)
+    y, mean, rstd, dx, dA, dB = _run(x, A, B, dy, scope=scope, activation="relu")
+    assert y.shape == dx.shape == shape
+    assert mean.shape == rstd.shape == shape[: -2 if scope == "layer" else -1]
+    assert dA.shape == dB.shape == (shape[-1],)
+    assert (dA == 0).all()
+    assert (dB == 0).all()
+
+
+@pytest.mark.parametrize(("scope", "shape"), [("position", (9, 11)), ("layer", (3, 9, 11))])
+def test_backward_is_deterministic(small_split, scope, shape):
+    x, A, B, dy = _inputs(shape)
+    first = _run(x, A, B, dy, scope=scope, activation="gelu")
+    second = _run(x, A, B, dy, scope=scope, activation="gelu")
+    for a, b in zip(first, second, strict=True):
+        assert torch.equal(a, b)
+
+
+def test_bad_arguments():
+    x, A, B, dy = _inputs((2, 3, 4))
+    with pytest.raises(TypeError, match="float64"):
+        kl.forward(x.double(), A, B, scope="layer", activation="relu", eps=1e-5)
+    with pytest.raises(ValueError, match="scope"):
+        kl.forward(x, A, B, scope="token", activation="relu", eps=1e-5)
+    with pytest.raises(ValueError, match="activation"):
+        kl.forward(x, A, B, scope="layer", activation="elu", eps=1e-5)
+    with pytest.raises(ValueError, match=r"shape \(4,\)"):
+        kl.forward(x, A[:3], B, scope="layer", activation="relu", eps=1e-5)
+    with pytest.raises(ValueError, match="no elements"):
+        kl.forward(x[:, :0], A, B, scope="layer", activation="relu", eps=1e-5)
+    _, mean, rstd = kl.forward(x, A, B, scope="layer", activation="relu", eps=1e-5)
+    with pytest.raises(ValueError, match="dy"):
+        kl.backward(dy[0], x, A, B, mean, rstd, scope="layer", activation="relu")
+    with pytest.raises(ValueError, match="mean"):
+        kl.backward(dy, x, A, B, mean[:1], rstd, scope="layer", activation="relu")
+
+
+def test_heuristics_on_the_anchor_shapes():
+    """The configurations a 132-multiprocessor H100 would get (see docs/kernels-layer-norm.md)."""
+    h100 = torch.device("cpu")
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(kl, "INTERPRETER_MULTIPROCESSORS", 132)
+        forward = kl._row_config(16384, 4096, 2, backward=False, device=h100)
+        assert (forward.block_r, forward.block_i, forward.num_warps) == (1, 4096, 16)
+        backward = kl._row_config(16384, 4096, 2, backward=True, device=h100)
+        assert backward.programs == 132
+        assert backward.prefetch_two
+        assert kl._row_config(16384, 4096, 4, backward=True, device=h100).prefetch_two is False
+        assert kl._row_config(4096, 8192, 4, backward=True, device=h100).ab_in_registers is False
+        assert kl._row_config(16384, 1024, 2, backward=True, device=h100).block_r == 4
+        assert kl._row_config(8, 32768, 2, backward=False, device=h100) is None
+        split = kl._split_config(8, 2048, 4096, 2, h100)
+        assert (split.block_t, split.block_i, split.chunk_t, split.ct, split.ci) == (
+            1, 4096, 8, 256, 1
+        )  # fmt: skip
+        assert split.dx_programs == 132
+
+
+def test_cuda_bench_helpers_on_cpu():
+    labels = {case.label for case in bench.CASES}
+    assert "position 16384×4096 bfloat16" in labels
+    assert "layer 8×2048×4096 float32" in labels
+    assert len(bench.CASES) == 9
+    assert set(bench.QUICK_CASES) <= set(bench.CASES)
+    assert bench.selected_cases(False, "layer 8×2048") == (bench.CASES[1], bench.CASES[8])
+    # 16384×4096 bf16: 134 MB per pass; forward+backward 5 passes in 0.226 ms = 2.97 TB/s
+    assert bench.minimal_bytes((16384, 4096), torch.bfloat16, 5) == 5 * 2 * 16384 * 4096
+    assert bench.tb_per_s(bench.minimal_bytes((16384, 4096), torch.bfloat16, 5), 0.226) == (
+        pytest.approx(2.97, abs=0.01)
+    )
+    assert bench.input_set_count(134 * 2**20, 50 * 2**20) == 1
+    assert bench.input_set_count(32 * 2**20, 50 * 2**20) == 4
+    case = bench.CASES[0]
+    timings = {"ours": (0.1, 0.25), "torch eager": (0.211, 0.675), "torch.compile": (0.112, 0.559)}
+    rows = bench.build_rows(case, timings, 3e-3)
+    assert [row["peer"] for row in rows] == list(timings)
+    assert all(set(row) == set(bench.COLUMNS) for row in rows)
+    compiled = rows[2]
+    assert compiled["ours speedup fwd+bwd"] == pytest.approx(0.559 / 0.25)
+    assert compiled["fwd+bwd TB/s"] == pytest.approx(1.20, abs=0.01)
+    assert rows[0]["max rel err"] == 3e-3
+    assert rows[1]["max rel err"] is None
+    notes = bench.target_notes(rows, 2.97)
+    assert any("forward+backward 2.68 TB/s (target ≥ 2.4: met)" in note for note in notes)
+    assert any("forward 2.68 TB/s (target ≥ 2.6: met)" in note for note in notes)
+    assert any("2.24× the fastest peer (torch.compile)" in note for note in notes)
+
+
+# ---------------------------------------------------------------------------- GPU
+
+GPU_CASES = [
+    ("position", (2048, 4096)),
+    ("position", (4096, 1024)),
+    ("position", (512, 8192)),
+    ("position", (333, 1000)),
+    ("position", (64, 20000)),  # long rows: looped forward, split backward
+    ("layer", (2, 512, 4096)),
+    ("layer", (4, 256, 1024)),
+    ("layer", (3, 77, 1000)),
+    ("layer", (1, 4, 9000)),  # several column blocks
+]
+
+
+@requires_cuda
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+@pytest.mark.parametrize(("scope", "shape"), GPU_CASES)
+def test_gpu_matches_the_reference(scope, shape, dtype):
+    x, A, B, dy = _inputs(shape, dtype, "cuda")
+    for activation in ("relu", "gelu", "silu"):
+        got = _run(x, A, B, dy, scope=scope, activation=activation)
+        want = _reference(x, A, B, dy, scope=scope, activation=activation, eps=1e-5)
+        _assert_matches(got, want, TOLERANCE[dtype])
+
+
+@requires_cuda
+@pytest.mark.gpu
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("scope", ["position", "layer"])
+def test_gpu_every_activation(scope, activation):
+    shape = (4, 96, 768)
+    x, A, B, dy = _inputs(shape, torch.bfloat16, "cuda", ab_dtype=torch.float32)
+    got = _run(x, A, B, dy, scope=scope, activation=activation)
+    want = _reference(x, A, B, dy, scope=scope, activation=activation, eps=1e-5)
+    _assert_matches(got, want, TOLERANCE[torch.bfloat16])
+
+
+@requires_cuda
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("scope", ["position", "layer"])
+def test_gpu_strided_inputs(scope, dtype):
+    base = torch.randn(512, 4, 2 * 1024, device="cuda", dtype=dtype)
+    x = base.transpose(0, 1)[..., ::2]  # (4, 512, 1024), element stride 2
+    dy = torch.randn(4, 1024, 512, device="cuda", dtype=dtype).transpose(1, 2)
+    A = torch.randn(1024, device="cuda", dtype=dtype)
+    B = torch.randn(1024, device="cuda", dtype=dtype)
+    got = _run(x, A, B, dy, scope=scope, activation="gelu")
+    want = _reference(x, A, B, dy, scope=scope, activation="gelu", eps=1e-5)
+    _assert_matches(got, want, TOLERANCE[dtype])
+
+
+@requires_cuda
+@pytest.mark.gpu
+def test_gpu_results_repeat_bit_for_bit():
+    x, A, B, dy = _inputs((8, 512, 2048), torch.bfloat16, "cuda")
+    for scope in ("position", "layer"):
+        first = _run(x, A, B, dy, scope=scope, activation="relu")
+        second = _run(x, A, B, dy, scope=scope, activation="relu")
+        for a, b in zip(first, second, strict=True):
+            assert torch.equal(a, b)
