@@ -2,11 +2,12 @@
 
 Without CUDA the kernels run on CPU tensors under Triton's interpreter (conftest sets
 TRITON_INTERPRET=1 before they are imported): small awkward shapes, every activation, both
-scopes, and knob settings that force every code path (several units per layer, several
-column blocks, long rows, prefetch variants). With CUDA the same tests run
-on the GPU, and the `gpu` tests add larger shapes (the anchors' scaled down), every dtype
-and strided inputs. Every output and scratch buffer the kernels allocate is poisoned with
-NaN first, so an element left unwritten fails the comparison.
+scopes, inputs whose σ is near √eps, and `Tuning`s that force every code path (several
+units per layer, several column blocks, long rows, persistent loops, prefetch and pipelining
+variants). With CUDA the same tests run on the GPU, and the `gpu` tests add larger shapes
+(the anchors' scaled down), every dtype, strided inputs, every tuning variant at those
+shapes and the direct launch path. Every output and scratch buffer the kernels allocate is
+poisoned with NaN first, so an element left unwritten fails the comparison.
 """
 
 # I is the quiz's name for the number of neurons per position (ambiguous to E741 only)
@@ -23,6 +24,7 @@ import torch
 pytest.importorskip("triton")
 
 from infonorm.kernels import layer_norm as kl
+from infonorm.kernels._layer_norm_config import Tuning, row_config, split_config
 from infonorm.quiz.bench import layer_norm_cuda as bench
 
 # the "CPU" tests run on the GPU where there is one (the interpreter is off there)
@@ -57,9 +59,10 @@ def _reference(x, A, B, dy, *, scope, activation, eps):
     return y.detach(), mu.detach().squeeze(dims), rstd.detach().squeeze(dims), dx, dA, dB
 
 
-def _run(x, A, B, dy, *, scope, activation, eps=1e-5):
-    y, mean, rstd = kl.forward(x, A, B, scope=scope, activation=activation, eps=eps)
-    dx, dA, dB = kl.backward(dy, x, A, B, mean, rstd, scope=scope, activation=activation)
+def _run(x, A, B, dy, *, scope, activation, eps=1e-5, tuning=None):
+    kw = {"scope": scope, "activation": activation, "tuning": tuning}
+    y, mean, rstd = kl.forward(x, A, B, eps=eps, **kw)
+    dx, dA, dB = kl.backward(dy, x, A, B, mean, rstd, **kw)
     return y, mean, rstd, dx, dA, dB
 
 
@@ -98,9 +101,16 @@ def _assert_matches(
         assert worst <= 20 * tolerance, f"{name}: worst element off by {worst:.3g} of max|ref|"
 
 
-def _check(shape, *, scope, activation="relu", eps=1e-5, dtype=torch.float32, device=None):
+def _check(
+    shape, *, scope, activation="relu", eps=1e-5, dtype=torch.float32, device=None, tuning=None
+):
     x, A, B, dy = _inputs(shape, dtype, device)
-    got = _run(x, A, B, dy, scope=scope, activation=activation, eps=eps)
+    _check_inputs(x, A, B, dy, scope=scope, activation=activation, eps=eps, tuning=tuning)
+
+
+def _check_inputs(x, A, B, dy, *, scope, activation, eps, tuning=None):
+    dtype = x.dtype
+    got = _run(x, A, B, dy, scope=scope, activation=activation, eps=eps, tuning=tuning)
     want = _reference(x, A, B, dy, scope=scope, activation=activation, eps=eps)
     assert got[0].dtype == x.dtype
     assert got[3].dtype == x.dtype
@@ -126,20 +136,22 @@ def _poisoned(monkeypatch):
     monkeypatch.setattr(kl, "_empty", poisoned)
 
 
-@pytest.fixture
-def small_split(monkeypatch):
-    """Knobs that cut small layers into several units and column blocks, and send rows
-    longer than 8 through the long-row kernels."""
-    for name, value in {
-        "SPLIT_BLOCK_I": 8,
-        "SPLIT_TILE_ELEMENTS": 16,
-        "SPLIT_UNIT_TILES": 2,
-        "SPLIT_MAX_UNITS_PER_LAYER": 64,
-        "MAX_ROW_FWD": 8,
-        "MAX_ROW_BWD": 8,
-        "LOOPED_BLOCK_I": 8,
-    }.items():
-        monkeypatch.setattr(kl, name, value)
+# small layers cut into several units and column blocks; rows longer than 8 go through the
+# long-row kernels
+SMALL_SPLIT = Tuning(
+    split_block_i=8,
+    split_tile_elements=16,
+    split_unit_tiles=2,
+    split_max_units_per_layer=64,
+    max_row_forward=8,
+    max_row_backward=8,
+    looped_block_i=8,
+)
+# short rows of 13 in tiles of 2 rows (BLOCK_I 16, one warp), on 2 "multiprocessors": the
+# persistent loops of 2 programs over 6 tiles each take 3 turns
+SMALL_ROWS = Tuning(
+    row_tile_elements=32, row_backward_warps_per_sm=1, forward_programs_per_sm=1, multiprocessors=2
+)
 
 
 # ---------------------------------------------------------------------------- CPU (interpreter)
@@ -176,6 +188,37 @@ def test_eps_zero(scope):
     _check((3, 4, 11), scope=scope, activation="silu", eps=0.0)
 
 
+def _near_sqrt_eps(shape, *, scope, dtype, eps):
+    """x whose statistics all have σ² between eps/4 and 4 eps (log-uniform), around means
+    between −0.1 and 0.1. There rstd = 1/sqrt(σ² + eps) is ≥ 10% away from what eps in
+    any other place gives (1/σ, 1/(σ + eps), 1/sqrt(σ² + eps²), a fixed eps of 1e-5, …)."""
+    g = torch.Generator().manual_seed(7)
+    dims = (-2, -1) if scope == "layer" else (-1,)
+    z = torch.randn(shape, generator=g, dtype=torch.float64)
+    z = (z - z.mean(dims, keepdim=True)) / z.std(dims, unbiased=False, keepdim=True)
+    statistics = z.mean(dims, keepdim=True).shape
+    sigma = math.sqrt(eps) * 2 ** (2 * torch.rand(statistics, generator=g, dtype=torch.float64) - 1)
+    mu = 0.2 * torch.rand(statistics, generator=g, dtype=torch.float64) - 0.1
+    return (mu + sigma * z).to(dtype).to(DEVICE)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+@pytest.mark.parametrize(
+    ("scope", "shape", "tuning"),
+    [
+        ("position", (4, 6, 24), None),  # rows in registers
+        ("position", (3, 21), SMALL_SPLIT),  # long rows: looped forward, split backward
+        ("layer", (3, 5, 24), None),  # split statistics
+    ],
+    ids=["rows", "long-rows", "layer"],
+)
+def test_sigma_near_sqrt_eps(scope, shape, tuning, dtype):
+    eps = 1e-3
+    x = _near_sqrt_eps(shape, scope=scope, dtype=dtype, eps=eps)
+    _, A, B, dy = _inputs(shape, dtype)
+    _check_inputs(x, A, B, dy, scope=scope, activation="identity", eps=eps, tuning=tuning)
+
+
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 @pytest.mark.parametrize(("scope", "shape"), [("position", (6, 24)), ("layer", (2, 5, 24))])
 def test_half_precision(scope, shape, dtype):
@@ -192,45 +235,75 @@ def test_half_x_with_float32_parameters():
         _assert_matches(got, want, TOLERANCE[torch.bfloat16])
 
 
-@pytest.mark.parametrize("scope", ["position", "layer"])
-def test_split_kernels_with_several_units_and_blocks(small_split, scope):
+@pytest.mark.parametrize(
+    ("scope", "activation"), [("position", "relu"), ("layer", "sigmoid"), ("layer", "relu")]
+)
+def test_split_kernels_with_several_units_and_blocks(scope, activation):
     # layers of 11 × 21: 6 row blocks of 2, 3 column blocks of 8, 2 tiles per unit;
-    # 5 layers of 924 bytes; position rows of 21 > 8: long-row kernels
-    for activation in ("relu", "sigmoid"):
-        _check((5, 11, 21), scope=scope, activation=activation)
+    # position rows of 21 > 8: long-row kernels (looped forward, split backward with T = 1)
+    shape = (2, 11, 21) if scope == "position" else (3, 11, 21)
+    _check(shape, scope=scope, activation=activation, tuning=SMALL_SPLIT)
 
 
-def test_layer_with_more_units_than_one_program_merges(small_split, monkeypatch):
-    # 40 row blocks × 3 column blocks > 64 units: units grow to stay within the limit
-    monkeypatch.setattr(kl, "SPLIT_UNIT_TILES", 1)
-    config = kl._split_config(2, 80, 21, 4, torch.device("cpu"))
-    assert config.units_per_layer <= 64
-    assert config.ci == 3
-    _check((2, 80, 21), scope="layer", activation="tanh")
+def test_layer_with_more_units_than_one_program_merges():
+    # 10 row blocks × 3 column blocks > 8 units: units grow to stay within the limit
+    tuning = dataclasses.replace(SMALL_SPLIT, split_unit_tiles=1, split_max_units_per_layer=8)
+    config = split_config(2, 20, 21, 4, multiprocessors=2, tuning=tuning)
+    assert (config.units_per_layer, config.ci, config.chunk_t) == (6, 3, 10)
+    _check((2, 20, 21), scope="layer", activation="tanh", tuning=tuning)
 
 
-@pytest.mark.parametrize("prefetch_two", [False, True])
-@pytest.mark.parametrize("ab_in_registers", [False, True])
-def test_row_backward_variants(monkeypatch, prefetch_two, ab_in_registers):
-    original = kl._row_config
-
-    def config(*args, **kwargs):
-        c = original(*args, **kwargs)
-        if c is None or not kwargs.get("backward"):
-            return c
-        return dataclasses.replace(
-            c, prefetch_two=prefetch_two, ab_in_registers=ab_in_registers, programs=2
-        )
-
-    monkeypatch.setattr(kl, "_row_config", config)
-    monkeypatch.setattr(kl, "ROW_TILE_ELEMENTS", 32)  # tiles of 2 rows of 13 (BLOCK_I 16)
-    _check((11, 13), scope="position", activation="gelu")
+@pytest.mark.parametrize("pipelining", ["hand", "compiler"])
+@pytest.mark.parametrize("prefetch", ["one", "two"])
+@pytest.mark.parametrize("ab_in_registers", ["registers", "reload"])
+def test_row_backward_variants(pipelining, prefetch, ab_in_registers):
+    tuning = dataclasses.replace(
+        SMALL_ROWS, pipelining=pipelining, prefetch=prefetch, ab_in_registers=ab_in_registers
+    )
+    config = row_config(11, 13, 4, backward=True, multiprocessors=2, tuning=tuning)
+    assert (config.block_r, config.programs) == (2, 2)
+    _check((11, 13), scope="position", activation="gelu", tuning=tuning)
 
 
-@pytest.mark.parametrize("prefetch_two", [False, True])
-def test_split_dx_prefetch_variants(small_split, monkeypatch, prefetch_two):
-    monkeypatch.setattr(kl, "_prefetch_two", lambda *_: prefetch_two)
-    _check((3, 9, 13), scope="layer", activation="identity")
+@pytest.mark.parametrize("pipelining", ["hand", "compiler"])
+@pytest.mark.parametrize("prefetch", ["one", "two"])
+def test_persistent_forward_variants(pipelining, prefetch):
+    tuning = dataclasses.replace(SMALL_ROWS, pipelining=pipelining, prefetch=prefetch)
+    config = row_config(11, 13, 4, backward=False, multiprocessors=2, tuning=tuning)
+    assert (config.programs, config.ahead) == (2, 1 if prefetch == "one" else 2)
+    x, A, B, _ = _inputs((11, 13))
+    y, mean, rstd = kl.forward(
+        x, A, B, scope="position", activation="silu", eps=1e-5, tuning=tuning
+    )
+    want = _reference(x, A, B, torch.ones_like(x), scope="position", activation="silu", eps=1e-5)
+    _assert_matches(
+        (y, mean, rstd), want[:3], TOLERANCE[torch.float32], names=("y", "mean", "rstd")
+    )
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"prefetch": "one"},
+        {"prefetch": "two", "pipelining": "compiler"},
+        {"split_stats_stages": 3, "pipelining": "compiler"},
+    ],
+    ids=["hand-one", "compiler-two", "compiler-stages3"],
+)
+def test_split_pipelining_variants(changes):
+    tuning = dataclasses.replace(SMALL_SPLIT, **changes)
+    _check((3, 9, 13), scope="layer", activation="identity", tuning=tuning)
+
+
+def test_tuning_rejects_bad_knobs():
+    with pytest.raises(ValueError, match="row_tile_elements must be a power of two"):
+        Tuning(row_tile_elements=3000)
+    with pytest.raises(ValueError, match="pipelining must be one of hand, compiler"):
+        Tuning(pipelining="auto")
+    with pytest.raises(ValueError, match="split_unit_tiles must be an int >= 1"):
+        Tuning(split_unit_tiles=0)
+    with pytest.raises(ValueError, match="forward_programs_per_sm must be an int >= 0"):
+        Tuning(forward_programs_per_sm=-1)
 
 
 @pytest.mark.parametrize("scope", ["position", "layer"])
@@ -287,10 +360,10 @@ def test_no_rows(scope, shape):
 
 
 @pytest.mark.parametrize(("scope", "shape"), [("position", (9, 11)), ("layer", (3, 9, 11))])
-def test_backward_is_deterministic(small_split, scope, shape):
+def test_backward_is_deterministic(scope, shape):
     x, A, B, dy = _inputs(shape)
-    first = _run(x, A, B, dy, scope=scope, activation="gelu")
-    second = _run(x, A, B, dy, scope=scope, activation="gelu")
+    first = _run(x, A, B, dy, scope=scope, activation="gelu", tuning=SMALL_SPLIT)
+    second = _run(x, A, B, dy, scope=scope, activation="gelu", tuning=SMALL_SPLIT)
     for a, b in zip(first, second, strict=True):
         assert torch.equal(a, b)
 
@@ -315,33 +388,40 @@ def test_bad_arguments():
 
 
 def test_heuristics_on_the_anchor_shapes():
-    """The configurations a 132-multiprocessor H100 would get (see docs/kernels-layer-norm.md)."""
-    h100 = torch.device("cpu")
-    with pytest.MonkeyPatch.context() as m:
-        m.setattr(kl, "INTERPRETER_MULTIPROCESSORS", 132)
-        forward = kl._row_config(16384, 4096, 2, backward=False, device=h100)
-        assert (forward.block_r, forward.block_i, forward.num_warps) == (1, 4096, 16)
-        backward = kl._row_config(16384, 4096, 2, backward=True, device=h100)
-        assert backward.programs == 132
-        assert backward.prefetch_two
-        assert kl._row_config(16384, 4096, 4, backward=True, device=h100).prefetch_two is False
-        assert kl._row_config(4096, 8192, 4, backward=True, device=h100).ab_in_registers is False
-        assert kl._row_config(16384, 1024, 2, backward=True, device=h100).block_r == 4
-        assert kl._row_config(8, 32768, 2, backward=False, device=h100) is None
-        split = kl._split_config(8, 2048, 4096, 2, h100)
-        assert (split.block_t, split.block_i, split.chunk_t, split.ct, split.ci) == (
-            1, 4096, 8, 256, 1
-        )  # fmt: skip
-        assert split.dx_programs == 132
+    """The configurations a 132-multiprocessor H100 or H200 gets by default (see
+    docs/kernels-layer-norm.md)."""
+    default = Tuning()
+    h200 = {"multiprocessors": 132, "tuning": default}
+    forward = row_config(16384, 4096, 2, backward=False, **h200)
+    assert (forward.block_r, forward.block_i, forward.num_warps) == (1, 4096, 16)
+    assert (forward.programs, forward.ahead) == (16384, 0)
+    backward = row_config(16384, 4096, 2, backward=True, **h200)
+    assert (backward.programs, backward.ahead) == (132, 2)
+    assert row_config(16384, 4096, 4, backward=True, **h200).ahead == 1
+    assert row_config(4096, 8192, 4, backward=True, **h200).ab_in_registers is False
+    assert row_config(16384, 1024, 2, backward=True, **h200).block_r == 4
+    assert row_config(8, 32768, 2, backward=False, **h200) is None
+    split = split_config(8, 2048, 4096, 2, **h200)
+    assert (split.block_t, split.block_i, split.chunk_t, split.ct, split.ci) == (1, 4096, 8, 256, 1)
+    assert (split.dx_programs, split.ahead, split.stats_stages) == (132, 2, 1)
+    # the levers the GPU session compares against the defaults
+    persistent = dataclasses.replace(default, forward_programs_per_sm=2)
+    lever = row_config(16384, 4096, 2, backward=False, multiprocessors=132, tuning=persistent)
+    assert (lever.programs, lever.ahead, lever.num_warps) == (264, 2, 16)
+    wide = dataclasses.replace(default, forward_elements_per_thread=32)
+    assert (
+        row_config(16384, 4096, 2, backward=False, multiprocessors=132, tuning=wide).num_warps == 4
+    )
 
 
 def test_cuda_bench_helpers_on_cpu():
     labels = {case.label for case in bench.CASES}
     assert "position 16384×4096 bfloat16" in labels
     assert "layer 8×2048×4096 float32" in labels
-    assert len(bench.CASES) == 9
+    assert "position 8×256 bfloat16" in labels
+    assert len(labels) == len(bench.CASES) == 11
     assert set(bench.QUICK_CASES) <= set(bench.CASES)
-    assert bench.selected_cases(False, "layer 8×2048") == (bench.CASES[1], bench.CASES[8])
+    assert bench.selected_cases(False, "layer 8×2048") == (bench.CASES[1], bench.CASES[10])
     # 16384×4096 bf16: 134 MB per pass; forward+backward 5 passes in 0.226 ms = 2.97 TB/s
     assert bench.minimal_bytes((16384, 4096), torch.bfloat16, 5) == 5 * 2 * 16384 * 4096
     assert bench.tb_per_s(bench.minimal_bytes((16384, 4096), torch.bfloat16, 5), 0.226) == (
@@ -350,19 +430,27 @@ def test_cuda_bench_helpers_on_cpu():
     assert bench.input_set_count(134 * 2**20, 50 * 2**20) == 1
     assert bench.input_set_count(32 * 2**20, 50 * 2**20) == 4
     case = bench.CASES[0]
-    timings = {"ours": (0.1, 0.25), "torch eager": (0.211, 0.675), "torch.compile": (0.112, 0.559)}
+    timings = {"ours": (0.1, 0.25), "torch eager": (0.211, 0.675), "QuACK": (0.09, None)}
     rows = bench.build_rows(case, timings, 3e-3)
     assert [row["peer"] for row in rows] == list(timings)
     assert all(set(row) == set(bench.COLUMNS) for row in rows)
-    compiled = rows[2]
-    assert compiled["ours speedup fwd+bwd"] == pytest.approx(0.559 / 0.25)
-    assert compiled["fwd+bwd TB/s"] == pytest.approx(1.20, abs=0.01)
+    eager, quack = rows[1], rows[2]
+    assert eager["ours speedup fwd+bwd"] == pytest.approx(0.675 / 0.25)
+    assert eager["fwd+bwd TB/s"] == pytest.approx(0.994, abs=0.01)
+    assert quack["ours speedup fwd"] == pytest.approx(0.9)
+    assert quack["fwd+bwd TB/s"] is None
     assert rows[0]["max rel err"] == 3e-3
     assert rows[1]["max rel err"] is None
-    notes = bench.target_notes(rows, 2.97)
-    assert any("forward+backward 2.68 TB/s (target ≥ 2.4: met)" in note for note in notes)
-    assert any("forward 2.68 TB/s (target ≥ 2.6: met)" in note for note in notes)
-    assert any("2.24× the fastest peer (torch.compile)" in note for note in notes)
+
+
+def test_bench_reference_error_catches_a_wrong_output():
+    case = bench.Case("position", (6, 16), torch.float32)
+    x, A, B, dy = _inputs(case.shape)
+    want = bench.reference(case, (x, A, B, dy))
+    assert bench.ours_error(case, (x, A, B, dy), want=want) < 1e-5
+    wrong = (want[0], want[1] * 1.01, want[2], want[3])
+    assert bench.max_relative_error(wrong, want) == pytest.approx(0.01, rel=1e-6)
+    assert bench.max_relative_error((want[0] * math.nan, *want[1:]), want) == math.inf
 
 
 # ---------------------------------------------------------------------------- GPU
@@ -428,3 +516,95 @@ def test_gpu_results_repeat_bit_for_bit():
         second = _run(x, A, B, dy, scope=scope, activation="relu")
         for a, b in zip(first, second, strict=True):
             assert torch.equal(a, b)
+
+
+def _tunings(scope: str) -> dict[str, dict]:
+    """Every tuning the GPU session times (docs/kernels-layer-norm.md), by name."""
+    from infonorm.quiz.bench import layer_norm_knobs as knobs
+
+    return {**knobs.LEVERS[scope], **knobs.SWEEP[scope]}
+
+
+@requires_cuda
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize(
+    ("scope", "shape"),
+    [("position", (2048, 4096)), ("position", (300, 8192)), ("layer", (3, 500, 4096))],
+)
+def test_gpu_every_timed_tuning_matches_the_reference(scope, shape, dtype):
+    x, A, B, dy = _inputs(shape, dtype, "cuda")
+    want = _reference(x, A, B, dy, scope=scope, activation="gelu", eps=1e-5)
+    for name, changes in _tunings(scope).items():
+        tuning = dataclasses.replace(Tuning(), **changes)
+        got = _run(x, A, B, dy, scope=scope, activation="gelu", tuning=tuning)
+        try:
+            _assert_matches(got, want, TOLERANCE[dtype])
+        except AssertionError as error:
+            raise AssertionError(f"tuning {name!r}: {error}") from error
+
+
+@requires_cuda
+@pytest.mark.gpu
+@pytest.mark.parametrize("scope", ["position", "layer"])
+def test_gpu_direct_launch_repeats_the_triton_launch(scope):
+    # direct launches reuse a compiled kernel only for arguments it was compiled for: an
+    # input 2 bytes off 16-byte alignment after aligned ones, a second shape, a stride of 1
+    # and of 2, must all give Triton's own results bit for bit
+    direct = Tuning(launch="direct")
+    flat = torch.randn(3 * 40 * 96 + 8, device="cuda", dtype=torch.bfloat16)
+    aligned = flat[: 3 * 40 * 96].view(3, 40, 96)
+    shifted = flat[1 : 1 + 3 * 40 * 96].view(3, 40, 96)
+    other = torch.randn(2, 24, 160, device="cuda", dtype=torch.bfloat16)
+    strided = torch.randn(3, 40, 192, device="cuda", dtype=torch.bfloat16)[..., ::2]
+    for x in (aligned, shifted, aligned, other, strided, shifted):
+        _, A, B, dy = _inputs(tuple(x.shape), torch.bfloat16, "cuda")
+        for _ in range(2):  # the first launch of a key compiles, the second reuses
+            got = _run(x, A, B, dy, scope=scope, activation="relu", tuning=direct)
+            want = _run(x, A, B, dy, scope=scope, activation="relu")
+            for a, b in zip(got, want, strict=True):
+                assert torch.equal(a, b)
+
+
+def test_direct_launch_reuses_a_kernel_only_for_the_same_specialization():
+    """The bookkeeping of `launch(direct=True)`, with a stand-in for a Triton kernel: the
+    first launch of each specialization goes through kernel[grid] (JITFunction.run), later
+    ones call the compiled kernel with every argument in signature order."""
+    from types import SimpleNamespace
+
+    from infonorm.kernels._launch import launch
+
+    through_triton, direct_calls = [], []
+    compiled = SimpleNamespace(
+        function="function", packed_metadata="packed", run=lambda *a: direct_calls.append(a)
+    )
+
+    class Kernel:
+        params = tuple(SimpleNamespace(name=n) for n in ("X", "n", "strides", "BLOCK", "MODE"))
+
+        def __getitem__(self, grid):
+            return lambda *args, **meta: through_triton.append((grid, args, meta)) or compiled
+
+    kernel = Kernel()
+    buffer = torch.zeros(64)
+    aligned, shifted = buffer[:32], buffer[1:33]  # 4 bytes off 16-byte alignment
+    meta = {"BLOCK": 32, "MODE": "hand", "num_warps": 4}
+
+    def go(x, n, strides=(32, 1)):
+        launch(kernel, (3,), (x, n, strides), meta, direct=True, device=0, stream=7)
+
+    go(aligned, 5)
+    go(aligned, 5)
+    assert len(through_triton) == 1
+    assert direct_calls == [
+        (3, 1, 1, 7, "function", "packed", None, None, None, aligned, 5, (32, 1), 32, "hand")
+    ]
+    go(shifted, 5)  # another alignment: Triton specializes on it
+    go(aligned, 1)  # an integer 1 (a constant to Triton)
+    go(aligned, 5, (32, 2))  # another stride
+    go(aligned.double(), 5)  # another dtype
+    assert len(through_triton) == 5
+    assert len(direct_calls) == 1
+    go(shifted, 5)
+    assert len(through_triton) == 5
+    assert direct_calls[-1][9] is shifted

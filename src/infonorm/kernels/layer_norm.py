@@ -4,8 +4,8 @@ The entry points `forward` and `backward` are what `infonorm.layer_norm` dispatc
 backend="triton" (CUDA tensors, or CPU tensors under Triton's interpreter,
 TRITON_INTERPRET=1):
 
-    forward(x, A, B, *, scope, activation, eps)            -> (y, mean, rstd)
-    backward(dy, x, A, B, mean, rstd, *, scope, activation) -> (dx, dA, dB)
+    forward(x, A, B, *, scope, activation, eps, tuning=None)            -> (y, mean, rstd)
+    backward(dy, x, A, B, mean, rstd, *, scope, activation, tuning=None) -> (dx, dA, dB)
 
 with y = σ(A (x − μ) rstd + B), rstd = 1/sqrt(var + eps), var the biased (1/N) variance over
 the last dim (scope="position") or the last two dims (scope="layer"), mean and rstd float32
@@ -19,7 +19,7 @@ Which kernels run (see docs/kernels-layer-norm.md for the byte counts):
 
 - scope="position", rows that fit in registers: `_layer_norm_fwd` (one read of x, one
   write of y) and `_layer_norm_bwd` (one read of x and dy, one write of dx, float32 partial
-  rows of dA, dB) + `_sum_partial_rows`.
+  rows of dA, dB) + `_sum_partial_rows` (skipped when one program did all rows).
 - scope="position", longer rows: `_layer_norm_fwd_looped` (statistics loop, then a
   normalizing loop re-reading the row from L2) and the split backward below with T = 1.
 - scope="layer": split reductions (`_layer_norm_split`): statistics partials per unit of
@@ -31,8 +31,8 @@ is made as long as the leading dims (those before the normalized ones) merge int
 stride (any layout of the normalized dims themselves is read in place). Every reduction
 runs in a fixed order: results are the same from run to run (no atomics, no locks).
 
-The block sizes come from small heuristics (`_row_config`, `_split_config`) driven by the
-module constants below, which tests and the GPU benchmark may change.
+Block sizes, warps and grids come from `_layer_norm_config` (a `Tuning`, cached per shape);
+`tuning=None` is its defaults.
 """
 
 # I is the quiz's name for the number of neurons per position (ambiguous to E741 only)
@@ -40,15 +40,24 @@ module constants below, which tests and the GPU benchmark may change.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import math
-from dataclasses import dataclass
 
 import torch
-import triton
 
 from infonorm.kernels._activation import NAMES as ACTIVATIONS
+from infonorm.kernels._launch import launch
+from infonorm.kernels._layer_norm_config import (
+    DEFAULT,
+    INTERPRETER_MULTIPROCESSORS,
+    RowConfig,
+    SplitConfig,
+    Tuning,
+    pow2,
+    row_config,
+    split_config,
+    warps,
+)
 from infonorm.kernels._layer_norm_position import (
     _layer_norm_bwd,
     _layer_norm_fwd,
@@ -63,26 +72,10 @@ from infonorm.kernels._layer_norm_split import (
     _layer_stats_partial,
 )
 
-__all__ = ["ACTIVATIONS", "DTYPES", "SCOPES", "backward", "forward"]
+__all__ = ["ACTIVATIONS", "DTYPES", "SCOPES", "Tuning", "backward", "forward"]
 
 SCOPES = ("layer", "position")
 DTYPES = (torch.float32, torch.bfloat16, torch.float16)
-
-# ------------------------------------------------------------------ tuning knobs
-# per-row kernels (scope="position")
-ROW_TILE_ELEMENTS = 4096  # elements per program tile (BLOCK_R rows × BLOCK_I) for short rows
-MAX_ROW_FWD = 16384  # longest row (rounded up to a power of two) the forward keeps in registers
-MAX_ROW_BWD = 8192  # the same for the backward (x, dy and two float32 sums per element)
-LOOPED_BLOCK_I = 4096  # column block of the looped forward for longer rows
-ROW_BWD_WARPS_PER_SM = 16  # warps of the persistent backward per multiprocessor
-# split kernels (scope="layer", and the backward of long rows)
-SPLIT_BLOCK_I = 4096  # widest column block
-SPLIT_TILE_ELEMENTS = 4096  # elements per tile, BLOCK_T × BLOCK_I
-SPLIT_UNIT_TILES = 8  # tiles per unit of the statistics and partial-sum passes
-SPLIT_MAX_UNITS_PER_LAYER = 1024  # units C per layer (merged in registers by each program)
-SPLIT_DX_WARPS_PER_SM = 16  # warps of the persistent dx pass per multiprocessor
-# under Triton's CPU interpreter: pretend to have this many multiprocessors
-INTERPRETER_MULTIPROCESSORS = 2
 
 
 # ------------------------------------------------------------------ entry points
@@ -96,24 +89,27 @@ def forward(
     scope: str,
     activation: str,
     eps: float,
+    tuning: Tuning | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(y, mean, rstd): y = σ(A (x − μ) rstd + B) in x's dtype, μ and rstd float32 of shape
     x.shape[:-2] (scope="layer") or x.shape[:-1] (scope="position")."""
     _check(x, A, B, scope=scope, activation=activation)
-    X, R, _, _ = _as_rows(x, scope)
+    tuning = DEFAULT if tuning is None else tuning
+    X, R, T, I = _as_rows(x, scope)
     A, B = A.contiguous(), B.contiguous()
     y = _empty(x.shape, dtype=x.dtype, device=x.device)
-    Y, *_ = _as_rows(y, scope)
-    mean = _empty((R,), dtype=torch.float32, device=x.device)
-    rstd = _empty((R,), dtype=torch.float32, device=x.device)
-    if R > 0:
-        with _on_device(x):
-            if scope == "position":
-                _position_forward(X, Y, A, B, mean, rstd, float(eps), activation)
-            else:
-                _layer_forward(X, Y, A, B, mean, rstd, float(eps), activation)
     shape = _statistics_shape(x, scope)
-    return y, mean.view(shape), rstd.view(shape)
+    mean = _empty(shape, dtype=torch.float32, device=x.device)
+    rstd = _empty(shape, dtype=torch.float32, device=x.device)
+    if R > 0:
+        run = _position_forward if scope == "position" else _layer_forward
+        args = (X, y.view(R, T, I), A, B, mean, rstd, float(eps), activation, tuning)
+        if _off_current_device(x):
+            with torch.cuda.device(x.device):
+                run(*args)
+        else:
+            run(*args)
+    return y, mean, rstd
 
 
 def backward(
@@ -126,6 +122,7 @@ def backward(
     *,
     scope: str,
     activation: str,
+    tuning: Tuning | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(dx, dA, dB) given dy = ∂loss/∂y and the forward's mean and rstd."""
     _check(x, A, B, scope=scope, activation=activation)
@@ -133,30 +130,26 @@ def backward(
         raise ValueError(f"dy must have x's shape {tuple(x.shape)}, got {tuple(dy.shape)}")
     if dy.dtype not in DTYPES or dy.device != x.device:
         raise TypeError(f"dy must be a {_dtype_names()} tensor on {x.device}, got {dy.dtype}")
-    X, R, _, I = _as_rows(x, scope)
+    tuning = DEFAULT if tuning is None else tuning
+    X, R, T, I = _as_rows(x, scope)
     DY, *_ = _as_rows(dy, scope)
     A, B = A.contiguous(), B.contiguous()
     shape = _statistics_shape(x, scope)
     for name, stat in (("mean", mean), ("rstd", rstd)):
         if stat.shape != shape:
             raise ValueError(f"{name} must have shape {tuple(shape)}, got {tuple(stat.shape)}")
-    mean = mean.reshape(R).to(torch.float32).contiguous()
-    rstd = rstd.reshape(R).to(torch.float32).contiguous()
+    mean, rstd = _float32_contiguous(mean), _float32_contiguous(rstd)
     dx = _empty(x.shape, dtype=x.dtype, device=x.device)
-    DX, *_ = _as_rows(dx, scope)
     dA = _empty((I,), dtype=A.dtype, device=x.device)
     dB = _empty((I,), dtype=B.dtype, device=x.device)
     if R == 0:
         return dx, dA.zero_(), dB.zero_()
-    with _on_device(x):
-        row = None
-        if scope == "position":
-            row = _row_config(R, I, x.element_size(), backward=True, device=x.device)
-        if row is not None:
-            partials = _position_backward(DY, X, A, B, mean, rstd, DX, activation, row)
-        else:
-            partials = _split_backward(DY, X, A, B, mean, rstd, DX, activation)
-        _sum_partials(*partials, dA, dB)
+    args = (DY, X, A, B, mean, rstd, dx.view(R, T, I), dA, dB, activation, scope, tuning)
+    if _off_current_device(x):
+        with torch.cuda.device(x.device):
+            _backward(*args)
+    else:
+        _backward(*args)
     return dx, dA, dB
 
 
@@ -220,220 +213,184 @@ def _empty(shape, *, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     return torch.empty(shape, dtype=dtype, device=device)
 
 
-def _on_device(x: torch.Tensor):
-    return torch.cuda.device(x.device) if x.is_cuda else contextlib.nullcontext()
-
-
 _INTERPRETED = type(_layer_norm_fwd).__name__ == "InterpretedFunction"
 
 
+def _off_current_device(x: torch.Tensor) -> bool:
+    """Whether x is on a CUDA device other than the current one: kernels launch on the
+    current device, and switching costs host time, so switch only then."""
+    return x.is_cuda and x.device.index != torch.cuda.current_device()
+
+
+def _float32_contiguous(stat: torch.Tensor) -> torch.Tensor:
+    """A statistic as contiguous float32 memory (what the forward returned, as it is)."""
+    if stat.dtype == torch.float32 and stat.is_contiguous():
+        return stat
+    return stat.to(torch.float32).contiguous()
+
+
 @functools.cache
-def _cuda_properties(index: int):
-    return torch.cuda.get_device_properties(index)
+def _cuda_multiprocessors(index: int) -> int:
+    return torch.cuda.get_device_properties(index).multi_processor_count
 
 
-def _multiprocessors(device: torch.device) -> int:
+def _multiprocessors(device: torch.device, tuning: Tuning) -> int:
+    if tuning.multiprocessors is not None:
+        return tuning.multiprocessors
     if device.type != "cuda":
         return INTERPRETER_MULTIPROCESSORS
-    return _cuda_properties(device.index or 0).multi_processor_count
+    return _cuda_multiprocessors(device.index)
 
 
-# ------------------------------------------------------------------ heuristics
-
-
-def _pow2(n: int) -> int:
-    return triton.next_power_of_2(max(1, n))
-
-
-def _warps(tile_elements: int) -> int:
-    """8 elements of a tile per thread (one 16-byte access of bf16, two of fp32), 1 to 16
-    warps: at about 100 registers per thread (the backward kernels, read off the sm_90
-    compiler's resource usage) that is 16 warps of one program per multiprocessor."""
-    return min(16, _pow2(tile_elements // 256))
-
-
-def _prefetch_two(tile_elements: int, element_size: int) -> bool:
-    """Prefetch two tiles ahead when one tile of x and dy is under 32 KB (the bytes one
-    multiprocessor should have in flight) and fits at 8 elements per thread."""
-    fits = tile_elements <= 8 * 32 * 16
-    return fits and 2 * tile_elements * element_size < 32 * 1024
-
-
-@dataclass(frozen=True)
-class RowConfig:
-    """Per-row kernels: tiles of block_r rows × block_i columns; `programs` launched; for
-    the backward, two tiles prefetched or one, A and B held in registers or re-read."""
-
-    block_r: int
-    block_i: int
-    num_warps: int
-    programs: int
-    prefetch_two: bool = False
-    ab_in_registers: bool = True
-
-
-def _row_config(
-    R: int, I: int, element_size: int, *, backward: bool, device: torch.device
-) -> RowConfig | None:
-    """The tile of the fused per-row kernels, or None when a row is too long for registers."""
-    block_i = _pow2(I)
-    if block_i > (MAX_ROW_BWD if backward else MAX_ROW_FWD):
-        return None
-    block_r = min(_pow2(R), max(1, ROW_TILE_ELEMENTS // block_i))
-    elements = block_r * block_i
-    num_warps = _warps(elements)
-    tiles = triton.cdiv(R, block_r)
-    if not backward:
-        return RowConfig(block_r, block_i, num_warps, tiles)
-    # persistent backward: ROW_BWD_WARPS_PER_SM warps per multiprocessor, each program
-    # writing one partial row of dA and dB
-    per_sm = max(1, ROW_BWD_WARPS_PER_SM // num_warps)
-    programs = min(tiles, _multiprocessors(device) * per_sm)
-    # fp32 rows of 16 elements per thread spill less with A and B re-read from L1
-    ab_in_registers = element_size < 4 or elements <= 8 * 32 * num_warps
-    return RowConfig(
-        block_r, block_i, num_warps, programs, _prefetch_two(elements, element_size),
-        ab_in_registers,
-    )  # fmt: skip
-
-
-@dataclass(frozen=True)
-class SplitConfig:
-    """Split kernels: units of chunk_t rows × block_i columns (ct × ci per layer), walked in
-    tiles of block_t × block_i; the dx pass runs dx_programs × ci programs, prefetching one or
-    two tiles."""
-
-    block_t: int
-    block_i: int
-    chunk_t: int
-    ct: int
-    ci: int
-    num_warps: int
-    dx_programs: int
-    prefetch_two: bool
-
-    @property
-    def units_per_layer(self) -> int:
-        return self.ct * self.ci
-
-
-def _split_config(R: int, T: int, I: int, element_size: int, device: torch.device) -> SplitConfig:
-    block_i = min(_pow2(I), SPLIT_BLOCK_I)
-    block_t = min(_pow2(T), max(1, SPLIT_TILE_ELEMENTS // block_i))
-    ci = triton.cdiv(I, block_i)
-    row_blocks = triton.cdiv(T, block_t)
-    # SPLIT_UNIT_TILES tiles per unit, more if the layer would have too many units
-    max_ct = max(1, SPLIT_MAX_UNITS_PER_LAYER // ci)
-    tiles = min(row_blocks, max(SPLIT_UNIT_TILES, triton.cdiv(row_blocks, max_ct)))
-    chunk_t = block_t * tiles
-    num_warps = _warps(block_t * block_i)
-    per_sm = max(1, SPLIT_DX_WARPS_PER_SM // num_warps)
-    dx_programs = max(1, min(R * row_blocks, _multiprocessors(device) * per_sm // ci))
-    prefetch_two = _prefetch_two(block_t * block_i, element_size)
-    return SplitConfig(
-        block_t, block_i, chunk_t, triton.cdiv(T, chunk_t), ci, num_warps, dx_programs,
-        prefetch_two,
-    )  # fmt: skip
+def _direct(tuning: Tuning) -> bool:
+    return tuning.launch == "direct" and not _INTERPRETED
 
 
 # ------------------------------------------------------------------ launches
 
 
-def _position_forward(X, Y, A, B, mean, rstd, eps: float, activation: str) -> None:
+def _position_forward(X, Y, A, B, mean, rstd, eps: float, activation: str, tuning: Tuning):
     R, _, I = X.shape
-    config = _row_config(R, I, X.element_size(), backward=False, device=X.device)
+    args = (X, Y, A, B, mean, rstd)
+    strides = ((X.stride(0), X.stride(2)), (Y.stride(0), Y.stride(2)))
+    mp = _multiprocessors(X.device, tuning)
+    config = row_config(R, I, X.element_size(), backward=False, multiprocessors=mp, tuning=tuning)
     if config is None:
-        block_i = min(LOOPED_BLOCK_I, _pow2(I))
-        _layer_norm_fwd_looped[(R,)](
-            X, Y, A, B, mean, rstd, I,
-            X.stride(0), X.stride(2), Y.stride(0), Y.stride(2), eps,
-            ACTIVATION=activation, BLOCK_I=block_i, num_warps=_warps(block_i),
-        )  # fmt: skip
+        block_i = min(tuning.looped_block_i, pow2(I))
+        meta = {
+            "ACTIVATION": activation,
+            "BLOCK_I": block_i,
+            "num_warps": warps(block_i, tuning.forward_elements_per_thread),
+        }
+        launch(
+            _layer_norm_fwd_looped, (R,), (*args, I, *strides, eps), meta, direct=_direct(tuning)
+        )
         return
-    _layer_norm_fwd[(config.programs,)](
-        X, Y, A, B, mean, rstd, R, I,
-        X.stride(0), X.stride(2), Y.stride(0), Y.stride(2), eps,
-        ACTIVATION=activation, BLOCK_R=config.block_r, BLOCK_I=config.block_i,
-        num_warps=config.num_warps,
+    meta = {
+        "ACTIVATION": activation,
+        "BLOCK_R": config.block_r,
+        "BLOCK_I": config.block_i,
+        "AHEAD": config.ahead,
+        # one tile per program has nothing to pipeline: one compiled kernel for both
+        "PIPELINE": tuning.pipelining if config.ahead else "hand",
+        "num_warps": config.num_warps,
+    }
+    launch(
+        _layer_norm_fwd, (config.programs,), (*args, R, I, *strides, eps), meta,
+        direct=_direct(tuning),
     )  # fmt: skip
 
 
-def _layer_forward(X, Y, A, B, mean, rstd, eps: float, activation: str) -> None:
+def _layer_forward(X, Y, A, B, mean, rstd, eps: float, activation: str, tuning: Tuning):
     R, T, I = X.shape
-    config = _split_config(R, T, I, X.element_size(), X.device)
-    C = config.units_per_layer
-    units = R * C
-    mean_partial = _empty((units,), dtype=torch.float32, device=X.device)
-    m2_partial = _empty((units,), dtype=torch.float32, device=X.device)
+    mp = _multiprocessors(X.device, tuning)
+    config = split_config(R, T, I, X.element_size(), multiprocessors=mp, tuning=tuning)
+    units = R * config.units_per_layer
+    geometry = (config.ct, config.ci, config.chunk_t)
+    partial = _empty((2, units), dtype=torch.float32, device=X.device)  # (mean, M2) per unit
+    meta = {
+        "BLOCK_T": config.block_t,
+        "BLOCK_I": config.block_i,
+        "STAGES": config.stats_stages,
+        "num_warps": config.forward_warps,
+    }
+    direct = _direct(tuning)
     # two launches over all layers at once: launching per group of layers that fits in L2
     # (for the second pass to re-read x from there) measured 2× slower on an H200, the
     # launches costing more than the re-read saves (docs/kernels-layer-norm.md)
-    _layer_stats_partial[(units,)](
-        X, mean_partial, m2_partial, T, I, config.ct, config.ci, config.chunk_t,
-        X.stride(0), X.stride(1), X.stride(2),
-        BLOCK_T=config.block_t, BLOCK_I=config.block_i, num_warps=config.num_warps,
+    launch(
+        _layer_stats_partial, (units,), (X, partial, T, I, geometry, X.stride()), meta,
+        direct=direct,
     )  # fmt: skip
-    _layer_norm_fwd_split[(units,)](
-        X, Y, A, B, mean_partial, m2_partial, mean, rstd,
-        T, I, config.ct, config.ci, config.chunk_t, units,
-        X.stride(0), X.stride(1), X.stride(2), Y.stride(0), Y.stride(1), Y.stride(2), eps,
-        ACTIVATION=activation, BLOCK_T=config.block_t, BLOCK_I=config.block_i,
-        BLOCK_C=_pow2(C), num_warps=config.num_warps,
-    )  # fmt: skip
+    args = (X, Y, A, B, partial, mean, rstd, T, I, geometry, X.stride(), Y.stride(), eps)
+    meta = {"ACTIVATION": activation, "BLOCK_C": pow2(config.units_per_layer), **meta}
+    launch(_layer_norm_fwd_split, (units,), args, meta, direct=direct)
 
 
-def _position_backward(DY, X, A, B, mean, rstd, DX, activation: str, config: RowConfig):
-    R, _, I = X.shape
-    P = config.programs
-    dA_partial = _empty((P, I), dtype=torch.float32, device=X.device)
-    dB_partial = _empty((P, I), dtype=torch.float32, device=X.device)
-    _layer_norm_bwd[(P,)](
-        DY, X, A, B, mean, rstd, DX, dA_partial, dB_partial, R, I,
-        DY.stride(0), DY.stride(2), X.stride(0), X.stride(2), DX.stride(0), DX.stride(2),
-        ACTIVATION=activation, BLOCK_R=config.block_r, BLOCK_I=config.block_i,
-        PREFETCH_TWO=config.prefetch_two, AB_IN_REGISTERS=config.ab_in_registers,
-        num_warps=config.num_warps,
-    )  # fmt: skip
-    return dA_partial, dB_partial
-
-
-def _split_backward(DY, X, A, B, mean, rstd, DX, activation: str):
+def _backward(DY, X, A, B, mean, rstd, DX, dA, dB, activation: str, scope: str, tuning: Tuning):
     R, T, I = X.shape
-    config = _split_config(R, T, I, X.element_size(), X.device)
+    mp = _multiprocessors(X.device, tuning)
+    size = X.element_size()
+    row = None
+    if scope == "position":
+        row = row_config(R, I, size, backward=True, multiprocessors=mp, tuning=tuning)
+    if row is not None:
+        programs = row.programs
+    else:
+        split = split_config(R, T, I, size, multiprocessors=mp, tuning=tuning)
+        programs = split.dx_programs
+    # each program sums G h and G over its rows into one partial row; with one program,
+    # that row is dA and dB themselves
+    if programs == 1:
+        partials = (dA, dB)
+    else:
+        partials = _empty((2, programs, I), dtype=torch.float32, device=X.device).unbind(0)
+    inputs = (DY, X, A, B, mean, rstd, DX, *partials)
+    if row is not None:
+        _position_backward(inputs, activation, row, tuning)
+    else:
+        _split_backward(inputs, activation, split, tuning)
+    if programs > 1:
+        _sum_partials(*partials, dA, dB, tuning)
+
+
+def _position_backward(inputs, activation: str, config: RowConfig, tuning: Tuning) -> None:
+    DY, X, *_, DX, _, _ = inputs
+    R, _, I = X.shape
+    strides = tuple((t.stride(0), t.stride(2)) for t in (DY, X, DX))
+    meta = {
+        "ACTIVATION": activation,
+        "BLOCK_R": config.block_r,
+        "BLOCK_I": config.block_i,
+        "AHEAD": config.ahead,
+        "PIPELINE": tuning.pipelining,
+        "AB_IN_REGISTERS": config.ab_in_registers,
+        "num_warps": config.num_warps,
+    }
+    launch(
+        _layer_norm_bwd, (config.programs,), (*inputs, R, I, *strides), meta,
+        direct=_direct(tuning),
+    )  # fmt: skip
+
+
+def _split_backward(inputs, activation: str, config: SplitConfig, tuning: Tuning) -> None:
+    DY, X, A, B, mean, rstd, DX, dA_partial, dB_partial = inputs
+    R, T, I = X.shape
     C = config.units_per_layer
-    sum_GA = _empty((R * C,), dtype=torch.float32, device=X.device)
-    sum_GAh = _empty((R * C,), dtype=torch.float32, device=X.device)
-    _layer_bwd_sums_partial[(R * C,)](
-        DY, X, A, B, mean, rstd, sum_GA, sum_GAh, T, I, config.ct, config.ci, config.chunk_t,
-        DY.stride(0), DY.stride(1), DY.stride(2), X.stride(0), X.stride(1), X.stride(2),
-        ACTIVATION=activation, BLOCK_T=config.block_t, BLOCK_I=config.block_i,
-        num_warps=config.num_warps,
-    )  # fmt: skip
-    mean_GA = _empty((R,), dtype=torch.float32, device=X.device)
-    mean_GAh = _empty((R,), dtype=torch.float32, device=X.device)
-    _layer_bwd_combine[(R,)](
-        sum_GA, sum_GAh, mean_GA, mean_GAh, C, float(T * I), BLOCK_C=min(1024, _pow2(C))
-    )
-    Q = config.dx_programs
-    dA_partial = _empty((Q, I), dtype=torch.float32, device=X.device)
-    dB_partial = _empty((Q, I), dtype=torch.float32, device=X.device)
-    _layer_norm_bwd_dx_split[(Q, config.ci)](
-        DY, X, A, B, mean, rstd, mean_GA, mean_GAh, DX, dA_partial, dB_partial,
-        R, T, I, triton.cdiv(T, config.block_t),
-        DY.stride(0), DY.stride(1), DY.stride(2), X.stride(0), X.stride(1), X.stride(2),
-        DX.stride(0), DX.stride(1), DX.stride(2),
-        ACTIVATION=activation, BLOCK_T=config.block_t, BLOCK_I=config.block_i,
-        PREFETCH_TWO=config.prefetch_two, num_warps=config.num_warps,
-    )  # fmt: skip
-    return dA_partial, dB_partial
+    geometry = (config.ct, config.ci, config.chunk_t)
+    tiles = {"BLOCK_T": config.block_t, "BLOCK_I": config.block_i}
+    direct = _direct(tuning)
+    # Σ G A and Σ G A h of every unit, then their means per layer
+    sums = _empty((2, R * C), dtype=torch.float32, device=X.device)
+    args = (DY, X, A, B, mean, rstd, sums, T, I, geometry, DY.stride(), X.stride())
+    meta = {
+        "ACTIVATION": activation,
+        **tiles,
+        "PIPELINE": tuning.pipelining,
+        "num_warps": config.backward_warps,
+    }
+    launch(_layer_bwd_sums_partial, (R * C,), args, meta, direct=direct)
+    means = _empty((2, R), dtype=torch.float32, device=X.device)
+    meta = {"BLOCK_C": min(1024, pow2(C))}
+    launch(_layer_bwd_combine, (R,), (sums, means, C, float(T * I)), meta, direct=direct)
+    args = (DY, X, A, B, mean, rstd, means, DX, dA_partial, dB_partial, R, T, I)
+    strides = (DY.stride(), X.stride(), DX.stride())
+    meta = {
+        "ACTIVATION": activation,
+        **tiles,
+        "AHEAD": config.ahead,
+        "PIPELINE": tuning.pipelining,
+        "num_warps": config.backward_warps,
+    }
+    grid = (config.dx_programs, config.ci)
+    launch(_layer_norm_bwd_dx_split, grid, (*args, *strides), meta, direct=direct)
 
 
-def _sum_partials(dA_partial, dB_partial, dA, dB) -> None:
+def _sum_partials(dA_partial, dB_partial, dA, dB, tuning: Tuning) -> None:
     P, I = dA_partial.shape
     # 32 columns (128-byte rows) per program on a GPU; wide blocks under the interpreter,
     # whose cost grows with the number of programs
-    block_n = min(256 if _INTERPRETED else 32, _pow2(I))
-    _sum_partial_rows[(triton.cdiv(I, block_n),)](
-        dA_partial, dB_partial, dA, dB, P, I,
-        BLOCK_P=min(64, _pow2(P)), BLOCK_N=block_n, num_warps=4,
-    )  # fmt: skip
+    block_n = min(256 if _INTERPRETED else 32, pow2(I))
+    meta = {"BLOCK_P": min(64, pow2(P)), "BLOCK_N": block_n, "num_warps": 4}
+    args = (dA_partial, dB_partial, dA, dB, P, I)
+    launch(_sum_partial_rows, (-(-I // block_n),), args, meta, direct=_direct(tuning))

@@ -1,32 +1,41 @@
 """Layer norm + ReLU on a CUDA device: our Triton kernels against their peers in one run.
 
 Invoked through `infonorm bench --op layer_norm --device cuda` (the CPU module
-`infonorm.quiz.bench.layer_norm` hands over to `run_cuda`). For every shape and dtype of the
-anchors (../shared/anchors.md) it
+`infonorm.quiz.bench.layer_norm` hands over to `run_cuda`). For every case (scope, shape,
+dtype) it
 
 1. checks ours (`infonorm.kernels.layer_norm.forward`/`backward`) against a float64
    autograd reference on the same inputs: ‖out − ref‖/‖ref‖ for y, dx, dA, dB, the largest
    reported;
 2. times forward and forward+backward (into x, A and B, given dy) of each peer with
    `triton.testing.do_bench` (median; L2 cleared before each run by do_bench, and inputs
-   rotated among a few sets when they fit in L2):
+   rotated among a few sets when they fit in L2), so that a host-bound call is timed with
+   its host cost:
    - ours: the kernels' entry points directly (forward, then backward);
    - torch eager: F.layer_norm + relu (scope="position"); for scope="layer" the autograd
      composite over the last two dims (statistics in float32) with per-feature A, B;
    - torch.compile of the eager function, compiled afresh for each shape (dynamic=False);
-   - Liger-Kernel's LayerNorm + relu (scope="position") where `liger_kernel` imports;
+   - Liger-Kernel's, Apex's and QuACK's LayerNorm + relu (scope="position") where they
+     import (QuACK's has a forward only); a peer that does not import or fails is named in
+     the notes;
 3. reports effective bandwidth with the minimal bytes (forward: read x, write y = 2
    passes; forward+backward: + read x, dy and write dx = 5 passes) against the
    device-to-device copy bandwidth measured in the same run.
 
+`run_block` times a small transformer block under `torch.compile(mode="reduce-overhead")`
+(CUDA graphs) with `infonorm.LayerNorm` against the same block with `torch.nn.LayerNorm`.
+
 Shapes can be narrowed with INFONORM_BENCH_CASES (comma-separated substrings of
-"scope shape dtype", e.g. "position 16384×4096 bfloat16"), to split a long run.
+"scope shape dtype", e.g. "position 16384×4096 bfloat16"). This module measures only;
+what the figures are held against is in docs/benchmarks.md.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -70,27 +79,22 @@ class Case:
         return f"{self.scope} {_shape(self.shape)} {_dtype(self.dtype)}"
 
 
-# the anchors (../shared/anchors.md): every shape and dtype measured there, the two shapes
-# with targets first (a run cut short keeps them: the JSON is rewritten after each case)
+# the shapes with bandwidth targets first, then the host-bound ones (a run cut short keeps
+# them: the JSON is rewritten after each case), then the rest
 CASES = (
     Case("position", (16384, 4096), torch.bfloat16),
     Case("layer", (8, 2048, 4096), torch.bfloat16),
     Case("position", (16384, 1024), torch.bfloat16),
-    Case("position", (4096, 8192), torch.bfloat16),
-    Case("layer", (4, 4096, 4096), torch.bfloat16),
+    Case("position", (8, 256), torch.bfloat16),
     Case("layer", (32, 512, 1024), torch.bfloat16),
+    Case("layer", (8, 256), torch.bfloat16),
     Case("position", (16384, 4096), torch.float32),
+    Case("position", (4096, 8192), torch.bfloat16),
     Case("position", (4096, 8192), torch.float32),
+    Case("layer", (4, 4096, 4096), torch.bfloat16),
     Case("layer", (8, 2048, 4096), torch.float32),
 )
 QUICK_CASES = CASES[:2]
-
-# the issue's targets (H100), checked in the notes, never asserted
-TARGETS_TBS = {
-    # (scope, shape, dtype): (forward TB/s or None, forward+backward TB/s)
-    ("position", (16384, 4096), torch.bfloat16): (2.6, 2.4),
-    ("layer", (8, 2048, 4096), torch.bfloat16): (None, 1.7),
-}
 
 
 # ---------------------------------------------------------------------------- pure helpers
@@ -165,70 +169,51 @@ def _ratio(peer_ms: float | None, ours_ms: float | None) -> float | None:
     return peer_ms / ours_ms
 
 
-def target_notes(rows: list[dict[str, Any]], copy_tbs: float | None) -> list[str]:
-    """The issue's targets, each with its measured figure and met/missed."""
-    notes = []
-    by_case: dict[tuple[str, str, str], dict[str, dict[str, Any]]] = {}
-    for row in rows:
-        by_case.setdefault((row["scope"], row["shape"], row["dtype"]), {})[row["peer"]] = row
-    for (scope, shape, dtype), target in TARGETS_TBS.items():
-        peers = by_case.get((scope, _shape(shape), _dtype(dtype)))
-        if not peers or "ours" not in peers:
-            continue
-        ours = peers["ours"]
-        fwd_target, train_target = target
-        parts = []
-        if fwd_target is not None and ours["fwd TB/s"] is not None:
-            met = ours["fwd TB/s"] >= fwd_target
-            parts.append(
-                f"forward {ours['fwd TB/s']:.2f} TB/s (target ≥ {fwd_target}: "
-                f"{'met' if met else 'missed'})"
-            )
-        if ours["fwd+bwd TB/s"] is not None:
-            met = ours["fwd+bwd TB/s"] >= train_target
-            parts.append(
-                f"forward+backward {ours['fwd+bwd TB/s']:.2f} TB/s (target ≥ {train_target}: "
-                f"{'met' if met else 'missed'})"
-            )
-        notes.append(f"target {scope} {_shape(shape)} {dtype}: " + "; ".join(parts))
-    for key, peers in by_case.items():
-        if "ours" not in peers:
-            continue
-        ours = peers["ours"]
-        others = {
-            name: row
-            for name, row in peers.items()
-            if not name.startswith("ours") and row["fwd+bwd ms"] is not None
-        }
-        if not others or ours["fwd+bwd ms"] is None:
-            continue
-        fastest = min(others.values(), key=lambda row: row["fwd+bwd ms"])
-        slower_than = [
-            name
-            for name, row in peers.items()
-            if not name.startswith("ours")
-            and any(
-                row[c] is not None and ours[c] is not None and row[c] < ours[c]
-                for c in ("fwd ms", "fwd+bwd ms")
-            )
-        ]
-        speedup = fastest["fwd+bwd ms"] / ours["fwd+bwd ms"]
-        goal = "2× the fastest peer"
-        met = speedup >= 2
-        if (
-            copy_tbs
-            and ours["fwd+bwd TB/s"] is not None
-            and 2 * (fastest["fwd+bwd TB/s"] or 0) > 0.9 * copy_tbs
-        ):
-            goal = "90% of the copy bandwidth (2× the fastest peer would exceed it)"
-            met = ours["fwd+bwd TB/s"] >= 0.9 * copy_tbs
-        notes.append(
-            f"{' '.join(key)}: ours {speedup:.2f}× the fastest peer ({fastest['peer']}) in "
-            f"forward+backward, goal {goal}: {'met' if met else 'missed'}; "
-            + (f"slower than {', '.join(slower_than)} somewhere" if slower_than else
-               "never slower than a peer")
-        )  # fmt: skip
-    return notes
+def max_relative_error(got, want) -> float:
+    """The largest ‖got − want‖/‖want‖ over paired tensors (inf if got is not finite)."""
+    errors = []
+    for g, w in zip(got, want, strict=True):
+        if not torch.isfinite(g).all():
+            return math.inf
+        errors.append(((g.double() - w).norm() / w.norm().clamp_min(1e-300)).item())
+    return max(errors)
+
+
+# ---------------------------------------------------------------------------- ours, reference
+
+
+def ours_steps(scope: str, tuning=None) -> tuple[Callable[..., Any], Callable[..., Any]]:
+    """Our forward, and forward then backward, each called as step(x, A, B, dy)."""
+    from infonorm.kernels import layer_norm as kernels
+
+    options = {"scope": scope, "activation": ACTIVATION, "tuning": tuning}
+
+    def forward(x, A, B, dy):
+        return kernels.forward(x, A, B, eps=EPS, **options)
+
+    def training(x, A, B, dy):
+        y, mean, rstd = forward(x, A, B, dy)
+        return (y, *kernels.backward(dy, x, A, B, mean, rstd, **options))
+
+    return forward, training
+
+
+def reference(case: Case, inputs) -> tuple[torch.Tensor, ...]:
+    """(y, dx, dA, dB) in float64 by autograd on the same inputs."""
+    x, A, B, dy = inputs
+    dims = (-2, -1) if case.scope == "layer" else (-1,)
+    x64, A64, B64 = (t.detach().double().requires_grad_() for t in (x, A, B))
+    mu = x64.mean(dims, keepdim=True)
+    var = (x64 - mu).square().mean(dims, keepdim=True)
+    y64 = torch.relu(A64 * (x64 - mu) / torch.sqrt(var + EPS) + B64)
+    grads = torch.autograd.grad(y64, (x64, A64, B64), dy.double())
+    return (y64.detach(), *grads)
+
+
+def ours_error(case: Case, inputs, tuning=None, want=None) -> float:
+    """Largest ‖ours − ref‖/‖ref‖ over y, dx, dA, dB."""
+    _, training = ours_steps(case.scope, tuning)
+    return max_relative_error(training(*inputs), want or reference(case, inputs))
 
 
 # ---------------------------------------------------------------------------- peers
@@ -245,35 +230,41 @@ def _composite(x: torch.Tensor, A: torch.Tensor, B: torch.Tensor, scope: str) ->
     return torch.relu(A * ((xf - mu) * torch.rsqrt(var + EPS)) + B).to(x.dtype)
 
 
-def _liger():
-    """Liger-Kernel's LayerNorm autograd function, or None where it does not import."""
+def fused_peers() -> tuple[dict[str, tuple[Callable, bool]], list[str]]:
+    """Per-position LayerNorm + relu of the libraries that import here, as
+    {name: (fn(x, A, B), differentiable)}, and a note for each that does not."""
+    peers: dict[str, tuple[Callable, bool]] = {}
+    notes = []
     try:
         from liger_kernel.ops.layer_norm import LigerLayerNormFunction
-    except Exception:  # any import failure: the peer is left out, with a note
-        return None
-    return LigerLayerNormFunction
 
+        peers["Liger-Kernel"] = (
+            lambda x, A, B: torch.relu(LigerLayerNormFunction.apply(x, A, B, EPS)),
+            True,
+        )
+    except Exception as exc:  # any import failure: the peer is left out, with a note
+        notes.append(f"Liger-Kernel does not import here ({exc!r:.120}): its peer is left out")
+    try:
+        from apex.normalization.fused_layer_norm import fused_layer_norm_affine
 
-def _reference_error(case: Case, inputs) -> float:
-    """Largest ‖ours − ref‖/‖ref‖ over y, dx, dA, dB; ref in float64 autograd."""
-    from infonorm.kernels import layer_norm as kernels
+        peers["Apex"] = (
+            lambda x, A, B: torch.relu(fused_layer_norm_affine(x, A, B, x.shape[-1:], EPS)),
+            True,
+        )
+    except Exception as exc:
+        notes.append(f"Apex does not import here ({exc!r:.120}): its peer is left out")
+    try:
+        from quack import layernorm as quack_layernorm
 
-    x, A, B, dy = inputs
-    y, mean, rstd = kernels.forward(x, A, B, scope=case.scope, activation=ACTIVATION, eps=EPS)
-    dx, dA, dB = kernels.backward(dy, x, A, B, mean, rstd, scope=case.scope, activation=ACTIVATION)
-    dims = (-2, -1) if case.scope == "layer" else (-1,)
-    x64, A64, B64 = (t.detach().double().requires_grad_() for t in (x, A, B))
-    mu = x64.mean(dims, keepdim=True)
-    var = (x64 - mu).square().mean(dims, keepdim=True)
-    y64 = torch.relu(A64 * (x64 - mu) / torch.sqrt(var + EPS) + B64)
-    grads = torch.autograd.grad(y64, (x64, A64, B64), dy.double())
-    errors = []
-    for got, want in zip((y, dx, dA, dB), (y64.detach(), *grads), strict=True):
-        if not torch.isfinite(got).all():
-            return math.inf
-        errors.append(((got.double() - want).norm() / want.norm().clamp_min(1e-300)).item())
-    del x64, A64, B64, y64, grads
-    return max(errors)
+        forward = getattr(quack_layernorm, "layernorm", None) or quack_layernorm._layernorm_fwd
+        # QuACK's LayerNorm has a float32 scale and no shift: A as float32, B added after
+        peers["QuACK"] = (
+            lambda x, A, B: torch.relu(forward(x.view(-1, x.shape[-1]), A.float(), EPS) + B),
+            False,
+        )
+    except Exception as exc:
+        notes.append(f"QuACK does not import here ({exc!r:.120}): its peer is left out")
+    return peers, notes
 
 
 # ---------------------------------------------------------------------------- timing
@@ -287,7 +278,7 @@ def _do_bench(fn: Callable[[], Any], quick: bool) -> float:
     )
 
 
-def _input_sets(case: Case, l2_bytes: int, count: int | None = None):
+def input_sets(case: Case, l2_bytes: int, count: int | None = None):
     """A few (x, A, B, dy) sets, fresh random data: more than one when x fits in L2."""
     if count is None:
         count = input_set_count(minimal_bytes(case.shape, case.dtype, 1), l2_bytes)
@@ -302,7 +293,8 @@ def _input_sets(case: Case, l2_bytes: int, count: int | None = None):
     return sets
 
 
-def _rotating(sets, body: Callable[..., Any]) -> Callable[[], Any]:
+def rotating(sets, body: Callable[..., Any]) -> Callable[[], Any]:
+    """body(*set) over the sets in turn, one per call."""
     state = {"i": 0}
 
     def run():
@@ -313,28 +305,15 @@ def _rotating(sets, body: Callable[..., Any]) -> Callable[[], Any]:
     return run
 
 
-def ours_steps(scope: str) -> tuple[Callable[..., Any], Callable[..., Any]]:
-    """Our forward, and forward then backward, each called as step(x, A, B, dy)."""
-    from infonorm.kernels import layer_norm as kernels
-
-    def forward(x, A, B, dy):
-        return kernels.forward(x, A, B, scope=scope, activation=ACTIVATION, eps=EPS)
-
-    def training(x, A, B, dy):
-        _, mean, rstd = forward(x, A, B, dy)
-        return kernels.backward(dy, x, A, B, mean, rstd, scope=scope, activation=ACTIVATION)
-
-    return forward, training
-
-
 def _time_ours(case: Case, sets, quick: bool) -> tuple[float, float]:
     forward, training = ours_steps(case.scope)
-    forward_ms = _do_bench(_rotating(sets, forward), quick)
-    return forward_ms, _do_bench(_rotating(sets, training), quick)
+    forward_ms = _do_bench(rotating(sets, forward), quick)
+    return forward_ms, _do_bench(rotating(sets, training), quick)
 
 
-def _time_autograd(fn, sets, quick: bool) -> tuple[float, float]:
-    """Forward under no_grad, and forward + backward into x, A, B of an autograd function."""
+def _time_autograd(fn, sets, quick: bool, differentiable: bool = True):
+    """Forward under no_grad, and forward + backward into x, A, B of an autograd function
+    (None for a forward-only peer)."""
     leaves = [(*(t.detach().requires_grad_() for t in s[:3]), s[3]) for s in sets]
 
     def forward(x, A, B, dy):
@@ -344,8 +323,10 @@ def _time_autograd(fn, sets, quick: bool) -> tuple[float, float]:
     def training(x, A, B, dy):
         return torch.autograd.grad(fn(x, A, B), (x, A, B), dy)
 
-    forward_ms = _do_bench(_rotating(leaves, forward), quick)
-    return forward_ms, _do_bench(_rotating(leaves, training), quick)
+    forward_ms = _do_bench(rotating(leaves, forward), quick)
+    if not differentiable:
+        return forward_ms, None
+    return forward_ms, _do_bench(rotating(leaves, training), quick)
 
 
 def copy_bandwidth(quick: bool) -> float:
@@ -361,38 +342,43 @@ def copy_bandwidth(quick: bool) -> float:
 
 
 def run_cuda(
-    quick: bool = False, progress: Progress = None, checkpoint: Checkpoint = None
+    quick: bool = False,
+    progress: Progress = None,
+    checkpoint: Checkpoint = None,
+    deadline: float | None = None,
 ) -> BenchReport:
-    """Time ours against its peers at every anchor shape on the current CUDA device;
-    `checkpoint` receives the report so far after each case."""
+    """Time ours against its peers at every case on the current CUDA device; `checkpoint`
+    receives the report so far after each case; cases left when time.monotonic() passes
+    `deadline` are skipped, and the report says so."""
     if not torch.cuda.is_available():
         raise ValueError("the CUDA benchmark needs a CUDA device; torch sees none")
     properties = torch.cuda.get_device_properties(torch.cuda.current_device())
     l2_bytes = int(getattr(properties, "L2_cache_size", 50 * 2**20))
     cases = selected_cases(quick, os.environ.get("INFONORM_BENCH_CASES"))
-    liger = _liger()
-    failures: list[str] = []
-    if liger is None:
-        failures.append("Liger-Kernel does not import here: its peer is left out")
+    peers, failures = fused_peers()
     copy_tbs = copy_bandwidth(quick)
     rows: list[dict[str, Any]] = []
     for done, case in enumerate(cases):
+        if deadline is not None and time.monotonic() > deadline:
+            failures.append(f"time budget spent: {len(cases) - done} cases not run")
+            break
         if progress is not None:
             progress(f"layer_norm cuda {case.label}", done, len(cases))
         torch.manual_seed(done)
-        rows.extend(_run_case(case, l2_bytes, liger, failures, quick))
+        rows.extend(_run_case(case, l2_bytes, peers, failures, quick))
         torch.cuda.empty_cache()
         if checkpoint is not None and done + 1 < len(cases):
             checkpoint(_report(rows, failures, copy_tbs, properties, quick, done + 1, len(cases)))
     if progress is not None:
         progress("layer_norm cuda", len(cases), len(cases))
-    return _report(rows, failures, copy_tbs, properties, quick, len(cases), len(cases))
+    finished = len({(row["scope"], row["shape"], row["dtype"]) for row in rows})
+    return _report(rows, failures, copy_tbs, properties, quick, finished, len(cases))
 
 
-def _run_case(case: Case, l2_bytes: int, liger, failures: list[str], quick: bool):
+def _run_case(case: Case, l2_bytes: int, peers, failures: list[str], quick: bool):
     """The rows of one case: ours checked against float64, then every peer timed."""
-    sets = _input_sets(case, l2_bytes)
-    error = _reference_error(case, sets[0])
+    sets = input_sets(case, l2_bytes)
+    error = ours_error(case, sets[0])
     timings: dict[str, tuple[float | None, float | None]] = {"ours": _time_ours(case, sets, quick)}
 
     def eager(x, A, B, scope=case.scope):
@@ -402,45 +388,37 @@ def _run_case(case: Case, l2_bytes: int, liger, failures: list[str], quick: bool
     torch._dynamo.reset()  # compiled afresh for this shape
     compiled = torch.compile(eager, dynamic=False)
     timings["torch.compile"] = _time_autograd(compiled, sets, quick)
-    if case.scope == "position" and liger is not None:
-        try:
-            timings["Liger-Kernel"] = _time_autograd(
-                lambda x, A, B: torch.relu(liger.apply(x, A, B, EPS)), sets, quick
-            )
-        except Exception as exc:  # a peer that fails is reported, not fatal
-            failures.append(f"Liger-Kernel failed at {case.label}: {exc!r}"[:300])
+    if case.scope == "position":
+        for name, (fn, differentiable) in peers.items():
+            try:
+                timings[name] = _time_autograd(fn, sets, quick, differentiable)
+            except Exception as exc:  # a peer that fails is reported, not fatal
+                failures.append(f"{name} failed at {case.label}: {exc!r}"[:300])
     return build_rows(case, timings, error)
 
 
 def _report(rows, failures, copy_tbs, properties, quick, done: int, total: int) -> BenchReport:
     import triton
 
-    from infonorm.kernels import layer_norm as kernels
-
     notes = [
         f"layer norm + {ACTIVATION}, eps {EPS}; triton.testing.do_bench median; effective "
         f"TB/s counts the minimal bytes: forward {FORWARD_PASSES} passes over x's size, "
         f"forward+backward {TRAINING_PASSES}; device-to-device copy: {copy_tbs:.2f} TB/s "
         "(read + written), the ceiling",
-        *target_notes(rows, copy_tbs),
         *failures,
     ]
     if done < total:
         notes.append(f"partial: {done} of {total} cases so far")
     if quick:
-        notes.append("quick run: the two shapes with targets")
+        notes.append("quick run: the first two cases")
+    from infonorm.kernels.layer_norm import Tuning
+
     environment = {
         "copy TB/s": copy_tbs,
         "L2 bytes": int(getattr(properties, "L2_cache_size", 0)),
         "multiprocessors": properties.multi_processor_count,
         "triton": triton.__version__,
-        "kernel knobs": {
-            name: getattr(kernels, name)
-            for name in dir(kernels)
-            if name.isupper()
-            and not name.startswith("_")
-            and isinstance(getattr(kernels, name), int | float)
-        },
+        "kernel tuning": {k: v for k, v in vars(Tuning()).items() if v is not None},
     }
     return BenchReport(
         op="layer_norm",
@@ -450,3 +428,88 @@ def _report(rows, failures, copy_tbs, properties, quick, done: int, total: int) 
         environment=environment,
         notes=notes,
     )
+
+
+# ---------------------------------------------------------------------------- a compiled block
+
+BLOCK_SHAPE = (8, 512, 1024)  # (batch, tokens, features), bfloat16
+
+
+def run_block(shape: tuple[int, int, int] = BLOCK_SHAPE, quick: bool = False):
+    """Rows of (block, mode, fwd ms, fwd+bwd ms) for a pre-norm MLP block,
+    x + W₂ gelu(W₁ LN(x)), with `torch.nn.LayerNorm` and with `infonorm.LayerNorm`
+    (identity activation, per position), eager and under torch.compile in "default" and
+    "reduce-overhead" (CUDA graphs) modes; and notes (why a variant did not run)."""
+    from torch import nn
+
+    blocks, notes = {"nn.LayerNorm": nn.LayerNorm}, []
+    ours = _infonorm_layer_norm()
+    if isinstance(ours, str):
+        notes.append(ours)
+    else:
+        blocks["infonorm.LayerNorm"] = ours
+    features = shape[-1]
+    x = torch.randn(shape, device="cuda", dtype=torch.bfloat16)
+    dy = torch.randn_like(x)
+    rows = []
+    for name, norm in blocks.items():
+        torch.manual_seed(0)
+        block = _Block(norm(features, device="cuda", dtype=torch.bfloat16), features)
+        for mode in ("eager", "default", "reduce-overhead"):
+            torch._dynamo.reset()
+            model = block if mode == "eager" else torch.compile(block, mode=mode)
+            row = {"block": name, "mode": mode, "shape": _shape(shape)}
+            try:
+                row |= _time_block(model, x, dy, graphs=mode == "reduce-overhead", quick=quick)
+            except Exception as exc:  # recorded: the op may not compile or capture yet
+                row["error"] = repr(exc)[:300]
+            rows.append(row)
+    return rows, notes
+
+
+def _infonorm_layer_norm():
+    """infonorm.LayerNorm with torch's signature and scope="position", activation=
+    "identity" as a drop-in for nn.LayerNorm, or why it is not available."""
+    import infonorm
+
+    layer_norm = getattr(infonorm, "LayerNorm", None)
+    parameters = inspect.signature(layer_norm).parameters if layer_norm else {}
+    if "normalized_shape" not in parameters or "scope" not in parameters:
+        return "infonorm.LayerNorm does not take (normalized_shape, …, scope=…): block skipped"
+
+    def make(features, device, dtype):
+        options = {"scope": "position", "activation": "identity"}
+        return layer_norm(features, device=device, dtype=dtype, **options)
+
+    return make
+
+
+class _Block(torch.nn.Module):
+    def __init__(self, norm: torch.nn.Module, features: int):
+        super().__init__()
+        self.norm = norm
+        self.up = torch.nn.Linear(features, 4 * features, device="cuda", dtype=torch.bfloat16)
+        self.down = torch.nn.Linear(4 * features, features, device="cuda", dtype=torch.bfloat16)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.down(F.gelu(self.up(self.norm(x))))
+
+
+def _time_block(model, x, dy, *, graphs: bool, quick: bool) -> dict[str, float]:
+    params = [p for p in model.parameters() if p.requires_grad]
+    leaf = x.detach().requires_grad_()
+
+    def step_begin():
+        if graphs:
+            torch.compiler.cudagraph_mark_step_begin()
+
+    def forward():
+        step_begin()
+        with torch.no_grad():
+            return model(x)
+
+    def training():
+        step_begin()
+        return torch.autograd.grad(model(leaf), [leaf, *params], dy)
+
+    return {"fwd ms": _do_bench(forward, quick), "fwd+bwd ms": _do_bench(training, quick)}

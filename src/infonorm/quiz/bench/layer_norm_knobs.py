@@ -1,103 +1,125 @@
-"""Tuning aid for the layer-norm kernels on a CUDA device: knob variants, per-kernel times,
-registers.
+"""Tuning aid for the layer-norm kernels on a CUDA device: tunings against the default,
+per-kernel times, host cost per call, registers.
 
-    PYTHONPATH=src python3 -m infonorm.quiz.bench.layer_norm_knobs --out knobs.json
+    PYTHONPATH=src python3 -m infonorm.quiz.bench.layer_norm_knobs --out knobs.json [--sweep]
 
-For each anchor shape it times our forward and forward+backward (`triton.testing.do_bench`
-median, input sets rotated as in the benchmark) under the default knobs of
-`infonorm.kernels.layer_norm` and under each variant of VARIANTS (module constants or
-heuristics replaced for the duration of one measurement), then records one
-forward+backward of the default under `torch.profiler` (the time of each kernel) and the
-registers and spills of every kernel compiled. It checks nothing against peers: that is
-`infonorm bench --op layer_norm --device cuda`. What it found is in
-docs/kernels-layer-norm.md.
+For each benchmark shape it checks and times our forward and forward+backward
+(`triton.testing.do_bench` median, input sets rotated as in the benchmark) under the
+default `Tuning` and under each lever of LEVERS (and, with --sweep, each setting of SWEEP):
+the default first and again last, its spread the noise floor of the table. Each tuning's
+outputs are compared with a float64 reference of the same inputs. Then it records one
+forward+backward of the default under `torch.profiler` (the device time of each kernel),
+the host cost per call on inputs so small that the device work is negligible, and the
+registers and spills of every kernel compiled in the process. It checks nothing against
+peers: that is `infonorm bench --op layer_norm --device cuda`. What it found, and what the
+levers are expected to do, is in docs/kernels-layer-norm.md.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
+import dataclasses
 import json
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import torch
 
 from infonorm.quiz.bench import layer_norm_cuda as bench
 
-# variant name -> replacements of module attributes of infonorm.kernels.layer_norm
-Replacements = dict[str, Any]
+# tuning name -> fields of `infonorm.kernels.layer_norm.Tuning` changed from the default.
+# LEVERS: the changes argued in docs/kernels-layer-norm.md, each to be kept or dropped on
+# what the device measures.
+LEVERS: dict[str, dict[str, dict[str, Any]]] = {
+    "position": {
+        "compiler pipelining": {"pipelining": "compiler"},
+        "persistent forward": {"forward_programs_per_sm": 2},
+        "persistent forward, compiler pipelining": {
+            "forward_programs_per_sm": 2,
+            "pipelining": "compiler",
+        },
+        "forward 32 elements/thread": {"forward_elements_per_thread": 32},
+        # two rows per tile: measured faster in forward+backward and slower in forward on
+        # an H200, which no single kernel time explains; timed here with its kernel times
+        "tile 8192": {"row_tile_elements": 8192},
+        "direct launch": {"launch": "direct"},
+    },
+    "layer": {
+        "compiler pipelining": {"pipelining": "compiler"},
+        "unit passes 2 stages": {"split_stats_stages": 2},
+        "unit passes 3 stages": {"split_stats_stages": 3},
+        "forward 16 elements/thread": {"forward_elements_per_thread": 16},
+        "direct launch": {"launch": "direct"},
+    },
+}
+# tunings whose kernel times are recorded too, beside the default's
+PROFILED = ("tile 8192",)
+_SIXTEEN_PER_THREAD = {"forward_elements_per_thread": 16, "backward_elements_per_thread": 16}
+# SWEEP: the settings the earlier sessions compared (docs/results/layer_norm-knobs-cuda.json)
+SWEEP: dict[str, dict[str, dict[str, Any]]] = {
+    "position": {
+        "bwd 32 warps/SM": {"row_backward_warps_per_sm": 32},
+        "tile 2048": {"row_tile_elements": 2048},
+        "prefetch two always": {"prefetch": "two"},
+        "prefetch one always": {"prefetch": "one"},
+        "16 elements/thread": _SIXTEEN_PER_THREAD,
+        "split bwd for rows > 4096": {"max_row_backward": 4096},
+    },
+    "layer": {
+        "unit 4 tiles": {"split_unit_tiles": 4},
+        "unit 16 tiles": {"split_unit_tiles": 16},
+        "dx 32 warps/SM": {"split_dx_warps_per_sm": 32},
+        "tile 8192": {"split_tile_elements": 8192},
+        "tile 2048": {"split_tile_elements": 2048},
+        "prefetch one always": {"prefetch": "one"},
+        "16 elements/thread": _SIXTEEN_PER_THREAD,
+    },
+}
 
 
-def _warps_at_most(cap: int) -> Callable[[int], int]:
-    from infonorm.kernels import layer_norm as kernels
+def tuning(changes: dict[str, Any]):
+    """The default `Tuning` with `changes`."""
+    from infonorm.kernels.layer_norm import Tuning
 
-    return lambda tile_elements: min(cap, kernels._pow2(tile_elements // 256))
-
-
-def _variants(scope: str) -> dict[str, Callable[[], Replacements]]:
-    """Knob settings worth comparing for `scope` (built lazily: they import the kernels)."""
-    if scope == "position":
-        return {
-            "default": dict,
-            "bwd 32 warps/SM": lambda: {"ROW_BWD_WARPS_PER_SM": 32},
-            "tile 2048": lambda: {"ROW_TILE_ELEMENTS": 2048},
-            "tile 8192": lambda: {"ROW_TILE_ELEMENTS": 8192},
-            "prefetch two always": lambda: {"_prefetch_two": lambda tile, size: True},
-            "prefetch one always": lambda: {"_prefetch_two": lambda tile, size: False},
-            "≤ 8 warps": lambda: {"_warps": _warps_at_most(8)},
-            "split bwd for rows > 4096": lambda: {"MAX_ROW_BWD": 4096},
-        }
-    return {
-        "default": dict,
-        "unit 4 tiles": lambda: {"SPLIT_UNIT_TILES": 4},
-        "unit 16 tiles": lambda: {"SPLIT_UNIT_TILES": 16},
-        "dx 32 warps/SM": lambda: {"SPLIT_DX_WARPS_PER_SM": 32},
-        "tile 8192": lambda: {"SPLIT_TILE_ELEMENTS": 8192},
-        "tile 2048": lambda: {"SPLIT_TILE_ELEMENTS": 2048},
-        "prefetch one always": lambda: {"_prefetch_two": lambda tile, size: False},
-        "≤ 8 warps": lambda: {"_warps": _warps_at_most(8)},
-    }
+    return dataclasses.replace(Tuning(), **changes)
 
 
-@contextlib.contextmanager
-def replaced(replacements: Replacements) -> Iterator[None]:
-    """The kernels module with some attributes replaced, restored afterwards."""
-    from infonorm.kernels import layer_norm as kernels
-
-    saved = {name: getattr(kernels, name) for name in replacements}
-    try:
-        for name, value in replacements.items():
-            setattr(kernels, name, value)
-        yield
-    finally:
-        for name, value in saved.items():
-            setattr(kernels, name, value)
-
-
-def _time_variants(case: bench.Case, sets, rep: int) -> list[dict[str, Any]]:
+def time_tunings(
+    case: bench.Case,
+    sets,
+    tunings: dict[str, dict[str, Any]],
+    rep: int = 50,
+    deadline: float | None = None,
+) -> list[dict[str, Any]]:
+    """One row per tuning (the default first and last): error against float64, forward and
+    forward+backward medians. Tunings left when time.monotonic() passes `deadline` are
+    recorded as skipped."""
     import triton.testing
 
     forward_bytes = bench.minimal_bytes(case.shape, case.dtype, bench.FORWARD_PASSES)
     training_bytes = bench.minimal_bytes(case.shape, case.dtype, bench.TRAINING_PASSES)
-    forward, training = bench.ours_steps(case.scope)
+    want = bench.reference(case, sets[0])
 
     def median_ms(body) -> float:
-        fn = bench._rotating(sets, body)
+        fn = bench.rotating(sets, body)
         return triton.testing.do_bench(fn, warmup=10, rep=rep, return_mode="median")
 
-    variants = _variants(case.scope)
-    # the default once more at the end: its spread against the first is the noise floor
-    variants["default (again)"] = variants["default"]
+    named = {"default": {}, **tunings, "default (again)": {}}
     rows = []
-    for name, make in variants.items():
-        row: dict[str, Any] = {"case": case.label, "variant": name}
+    for name, changes in named.items():
+        row: dict[str, Any] = {"case": case.label, "tuning": name, "changes": changes}
+        if deadline is not None and time.monotonic() > deadline and name != "default":
+            row["skipped"] = "time budget spent"
+            rows.append(row)
+            continue
         try:
-            with replaced(make()):
-                fwd, train = median_ms(forward), median_ms(training)
-        except Exception as exc:  # a variant that fails to compile or run is recorded
+            chosen = tuning(changes)
+            row["max rel err"] = bench.ours_error(case, sets[0], chosen, want)
+            forward, training = bench.ours_steps(case.scope, chosen)
+            fwd, train = median_ms(forward), median_ms(training)
+        except Exception as exc:  # a tuning that fails to compile or run is recorded
             row["error"] = repr(exc)[:300]
         else:
             row |= {
@@ -111,22 +133,18 @@ def _time_variants(case: bench.Case, sets, rep: int) -> list[dict[str, Any]]:
     return rows
 
 
-def _kernel_times(case: bench.Case, inputs) -> list[dict[str, Any]]:
-    """Device time of each kernel in one forward+backward (default knobs), in µs."""
+def kernel_times(case: bench.Case, inputs, changes: dict[str, Any] | None = None):
+    """Device time of each kernel in one forward+backward, in µs per step."""
     from torch.profiler import ProfilerActivity, profile
 
-    _, training = bench.ours_steps(case.scope)
-
-    def step():
-        training(*inputs)
-
+    _, training = bench.ours_steps(case.scope, tuning(changes or {}))
     for _ in range(3):
-        step()
+        training(*inputs)
     torch.cuda.synchronize()
     repeats = 5
     with profile(activities=[ProfilerActivity.CUDA]) as prof:
         for _ in range(repeats):
-            step()
+            training(*inputs)
         torch.cuda.synchronize()
     totals: dict[str, list[float]] = {}
     for event in prof.events():
@@ -135,6 +153,7 @@ def _kernel_times(case: bench.Case, inputs) -> list[dict[str, Any]]:
     return [
         {
             "case": case.label,
+            "tuning": "default" if not changes else json.dumps(changes),
             "kernel": name,
             "launches per step": len(times) / repeats,
             "µs per step": sum(times) / repeats,
@@ -144,8 +163,8 @@ def _kernel_times(case: bench.Case, inputs) -> list[dict[str, Any]]:
 
 
 def host_overhead(calls: int = 200) -> list[dict[str, Any]]:
-    """CPU time per call (µs) of ours and its peers on inputs so small that the GPU work is
-    negligible: the fixed cost every call pays whatever its size."""
+    """Wall time per call (µs) of ours and its peers on inputs so small that the device
+    work is negligible: the fixed cost every call pays whatever its size."""
     rows = []
     for scope, shape in (("position", (8, 256)), ("layer", (2, 8, 256))):
         steps = _host_steps(scope, shape)
@@ -156,49 +175,48 @@ def host_overhead(calls: int = 200) -> list[dict[str, Any]]:
             start = time.perf_counter()
             for _ in range(calls):
                 step()
-            seconds = time.perf_counter() - start
             torch.cuda.synchronize()
-            rows.append({"scope": scope, "step": name, "host µs per call": 1e6 * seconds / calls})
-            print(f"host {scope:<9} {name:<22} {1e6 * seconds / calls:7.1f} µs/call", flush=True)
+            per_call = 1e6 * (time.perf_counter() - start) / calls
+            rows.append({"scope": scope, "step": name, "host µs per call": per_call})
+            print(f"host {scope:<9} {name:<30} {per_call:7.1f} µs/call", flush=True)
         if scope == "position":
-            rows.append({"scope": scope, "profile": _profile(steps["ours fwd+bwd"], calls)})
+            for name in ("ours fwd+bwd", "ours direct fwd+bwd"):
+                rows.append({"scope": scope, "step": name, "profile": _profile(steps[name], calls)})
     return rows
 
 
 def _host_steps(scope: str, shape: tuple[int, ...]) -> dict[str, Callable[[], Any]]:
-    import torch.nn.functional as F
-
     x = torch.randn(shape, device="cuda", dtype=torch.bfloat16)
     A = torch.ones(shape[-1], device="cuda", dtype=torch.bfloat16)
     B = torch.zeros(shape[-1], device="cuda", dtype=torch.bfloat16)
     dy = torch.randn_like(x)
     leaves = [t.detach().requires_grad_() for t in (x, A, B)]
-    forward, training = bench.ours_steps(scope)
+    steps: dict[str, Callable[[], Any]] = {}
+    for label, changes in (("ours", {}), ("ours direct", {"launch": "direct"})):
+        forward, training = bench.ours_steps(scope, tuning(changes))
+        steps[f"{label} fwd"] = lambda forward=forward: forward(x, A, B, dy)
+        steps[f"{label} fwd+bwd"] = lambda training=training: training(x, A, B, dy)
 
-    def ours_forward():
-        return forward(x, A, B, dy)
+    def eager(x, A, B):
+        return bench._composite(x, A, B, scope)
 
-    def ours_training():
-        return training(x, A, B, dy)
-
-    def eager_training():
-        if scope == "position":
-            y = torch.relu(F.layer_norm(leaves[0], shape[-1:], leaves[1], leaves[2]))
-        else:
-            y = bench._composite(*leaves, "layer")
-        return torch.autograd.grad(y, leaves, dy)
-
-    steps = {
-        "ours fwd": ours_forward,
-        "ours fwd+bwd": ours_training,
-        "torch eager fwd+bwd": eager_training,
-    }
-    liger = bench._liger()
-    if liger is not None and scope == "position":
-        steps["Liger fwd+bwd"] = lambda: torch.autograd.grad(
-            torch.relu(liger.apply(*leaves, 1e-5)), leaves, dy
-        )
+    steps["torch eager fwd"] = lambda: _no_grad(eager, *leaves)
+    steps["torch eager fwd+bwd"] = lambda: _gradients(eager, leaves, dy)
+    if scope == "position":
+        peers, _ = bench.fused_peers()
+        for name, (fn, differentiable) in peers.items():
+            if differentiable:
+                steps[f"{name} fwd+bwd"] = lambda fn=fn: _gradients(fn, leaves, dy)
     return steps
+
+
+def _gradients(fn, leaves, dy):
+    return torch.autograd.grad(fn(*leaves), leaves, dy)
+
+
+def _no_grad(fn, *args):
+    with torch.no_grad():
+        return fn(*args)
 
 
 def _profile(step: Callable[[], Any], calls: int) -> str:
@@ -215,7 +233,6 @@ def _profile(step: Callable[[], Any], calls: int) -> str:
     torch.cuda.synchronize()
     text = io.StringIO()
     pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(25)
-    print(text.getvalue(), flush=True)
     return text.getvalue()
 
 
@@ -226,13 +243,12 @@ def compiled_resources() -> list[dict[str, Any]]:
     rows = []
     for module in (_layer_norm_position, _layer_norm_split):
         for name in dir(module):
-            fn = getattr(module, name)
-            caches = getattr(fn, "device_caches", None)
+            caches = getattr(getattr(module, name), "device_caches", None)
             if not isinstance(caches, dict):
                 continue
             for entry in caches.values():
                 cache = entry[0] if isinstance(entry, tuple) else entry
-                for compiled in getattr(cache, "values", lambda: [])():
+                for compiled in getattr(cache, "values", list)():
                     meta = getattr(compiled, "metadata", None)
                     rows.append(
                         {
@@ -247,13 +263,44 @@ def compiled_resources() -> list[dict[str, Any]]:
 
 
 def _line(row: dict[str, Any]) -> str:
-    if "error" in row:
-        return f"{row['case']:<34} {row['variant']:<26} ERROR {row['error']}"
+    head = f"{row['case']:<30} {row['tuning']:<42}"
+    if "error" in row or "skipped" in row:
+        return f"{head} {row.get('error') or row.get('skipped')}"
     return (
-        f"{row['case']:<34} {row['variant']:<26} fwd {1e3 * row['fwd ms']:7.1f} µs "
-        f"{row['fwd TB/s']:5.2f} TB/s   fwd+bwd {1e3 * row['fwd+bwd ms']:7.1f} µs "
-        f"{row['fwd+bwd TB/s']:5.2f} TB/s"
+        f"{head} fwd {1e3 * row['fwd ms']:7.1f} µs {row['fwd TB/s']:5.2f} TB/s   "
+        f"fwd+bwd {1e3 * row['fwd+bwd ms']:7.1f} µs {row['fwd+bwd TB/s']:5.2f} TB/s   "
+        f"err {row['max rel err']:.1e}"
     )
+
+
+def run(
+    cases: tuple[bench.Case, ...],
+    *,
+    sweep: bool = False,
+    rep: int = 50,
+    deadline: float | None = None,
+    checkpoint: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Every tuning table, kernel profile and resource row for `cases`."""
+    properties = torch.cuda.get_device_properties(0)
+    l2_bytes = int(getattr(properties, "L2_cache_size", 50 * 2**20))
+    record: dict[str, Any] = {"device": torch.cuda.get_device_name(0), "tunings": [], "kernels": []}
+    for case in cases:
+        torch.manual_seed(math.prod(case.shape) % 2**31)
+        sets = bench.input_sets(case, l2_bytes)
+        tunings = {**LEVERS[case.scope], **(SWEEP[case.scope] if sweep else {})}
+        record["tunings"] += time_tunings(case, sets, tunings, rep, deadline)
+        for changes in ({}, *(tunings[name] for name in PROFILED if name in tunings)):
+            try:
+                record["kernels"] += kernel_times(case, sets[0], changes)
+            except Exception as exc:  # the profiler is a diagnostic: its failure is recorded
+                record["kernels"].append({"case": case.label, "error": repr(exc)[:300]})
+        del sets
+        torch.cuda.empty_cache()
+        if checkpoint is not None:
+            checkpoint(record)
+    record["resources"] = compiled_resources()
+    return record
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -261,40 +308,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="JSON file for every figure")
     parser.add_argument("--cases", default="", help="substrings of case labels, comma-separated")
     parser.add_argument("--rep", type=int, default=50, help="do_bench repetition time, ms")
+    parser.add_argument("--sweep", action="store_true", help="also the settings of SWEEP")
     args = parser.parse_args(argv)
     if not torch.cuda.is_available():
         parser.error("needs a CUDA device; torch sees none")
-    properties = torch.cuda.get_device_properties(0)
-    l2_bytes = int(getattr(properties, "L2_cache_size", 50 * 2**20))
-    record: dict[str, Any] = {
-        "device": torch.cuda.get_device_name(0),
-        "copy TB/s": bench.copy_bandwidth(quick=True),
-        "host": host_overhead(),
-        "variants": [],
-        "kernels": [],
-    }
-    for case in bench.selected_cases(False, args.cases):
-        torch.manual_seed(math.prod(case.shape) % 2**31)
-        sets = bench._input_sets(case, l2_bytes)
-        record["variants"] += _time_variants(case, sets, args.rep)
-        try:
-            record["kernels"] += _kernel_times(case, sets[0])
-        except Exception as exc:  # the profiler is a diagnostic: its failure is recorded
-            record["kernels"].append({"case": case.label, "error": repr(exc)[:300]})
-        del sets
-        torch.cuda.empty_cache()
+
+    def save(record: dict[str, Any]) -> None:
         with open(args.out, "w", encoding="utf-8") as file:
-            json.dump(record, file, indent=1)
-    record["resources"] = compiled_resources()
-    with open(args.out, "w", encoding="utf-8") as file:
-        json.dump(record, file, indent=1)
-    for row in record["kernels"]:
-        if "error" in row:
-            print(f"{row['case']:<34} profiler failed: {row['error']}")
-        else:
-            print(f"{row['case']:<34} {row['kernel'][:60]:<60} {row['µs per step']:8.1f} µs")
-    for row in record["resources"]:
-        print(row)
+            json.dump(record, file, indent=1, ensure_ascii=False)
+
+    host = host_overhead()
+    record = run(bench.selected_cases(False, args.cases), sweep=args.sweep, rep=args.rep,
+                 checkpoint=lambda r: save({"host": host, **r}))  # fmt: skip
+    save({"host": host, **record})
     return 0
 
 
