@@ -79,9 +79,15 @@ F64 = torch.float64
 DRAWS = 3
 # a line holds where |printed − true| <= EXACT · max(1, largest |true|), at every point
 EXACT = 1e-10
+# finite differences of the whole along random unit directions v (as gradcheck's fast mode):
+# (f(x + δv) − f(x − δv))/2δ against ⟨∇f, v⟩; an error in any entry of ∇f shows along a
+# random v, for 2 evaluations of f per direction instead of 2 per entry
 FINITE_DIFFERENCE_STEP = 1e-6
-# relative to the largest entry of the gradient: the differencing error of a 1e-6 step
+FINITE_DIFFERENCE_DIRECTIONS = 4
+# relative to |∇f|: the differencing error of a 1e-6 step, plus the rounding of f itself,
+# about ulp(|f|)/(2 step) ≤ 1e-10 |f|, with a margin of 10
 FINITE_DIFFERENCE_TOLERANCE = 1e-6
+FINITE_DIFFERENCE_ROUNDING = 1e-9
 # a draw is kept when every argument of relu is at least this far from 0 (relative to its
 # root mean square): finite differences then never straddle the kink
 KINK_MARGIN = 1e-3
@@ -392,6 +398,8 @@ def _inputs(
                 )
         else:
             names = list(spec.axes)
+        if spec.kind not in ("normal", "positive", "onehot"):
+            raise DerivationError(path, line, f"input {name}: no kind {spec.kind!r}")
         if spec.kind == "onehot" and not names:
             raise DerivationError(path, line, f"input {name}: onehot(…) needs at least one axis")
         inputs[name] = spec
@@ -741,9 +749,9 @@ class _Evaluator:
                 f"{s.name} = {s.source} is not differentiable: autograd finds no derivative "
                 f"in {', '.join(s.args)}",
             )
-        grads = torch.autograd.grad(
-            value, list(leaves.values()), grad.expand(value.shape), allow_unused=True
-        )
+        # ⟨grad, s⟩ differentiated: the same vector-Jacobian product as grad_outputs=grad,
+        # without the symbolic-shape machinery (and its sympy import, ~1 s) that it loads
+        grads = torch.autograd.grad((grad * value).sum(), list(leaves.values()), allow_unused=True)
         return {
             n: torch.zeros_like(nodes[n]) if g is None else g
             for n, g in zip(leaves, grads, strict=True)
@@ -773,7 +781,18 @@ class _Draw:
     output_grad: torch.Tensor
     adjoints: dict[str, torch.Tensor]  # each node's total adjoint
     edges: dict[tuple[str, str], torch.Tensor]  # (step, node) → step.grad · ∂step/∂node
-    finite_differences: dict[str, torch.Tensor]  # ∂⟨out.grad, out⟩/∂input, central
+    directions: list[dict[str, torch.Tensor]]  # unit directions v over the drawn inputs
+    differences: list[float]  # the central difference of ⟨out.grad, out⟩ along each v
+    finite_difference_tolerance: float  # relative to |∇f|
+
+    def finite_difference_error(self, grads: dict[str, torch.Tensor]) -> float:
+        """max over v of |difference − ⟨grads, v⟩| / |∇f|: grads against the differences."""
+        scale = _norm([self.adjoints[n] for n in self.directions[0]])
+        worst = max(
+            abs(diff - sum((grads[n] * v[n]).sum().item() for n in v))
+            for v, diff in zip(self.directions, self.differences, strict=True)
+        )
+        return math.inf if math.isnan(worst) else worst / scale
 
 
 def _draw_input(spec: Input, shape: tuple[int, ...], g: torch.Generator) -> torch.Tensor:
@@ -813,11 +832,53 @@ def _draw(ev: _Evaluator, g: torch.Generator) -> _Draw:
         if not torch.isfinite(a).all():
             s = next(s for s in d.node_steps if n in s.args)
             raise _RejectedDrawError(s, "has a NaN or infinite derivative")
-    fd = _finite_differences(ev, inputs, output_grad)
-    for n, grad in fd.items():
-        if _relative(grad, adjoints[n]) > FINITE_DIFFERENCE_TOLERANCE:
-            raise _RejectedDrawError(_rough_step(ev, values, adjoints), "is not differentiable")
-    return _Draw(values, output_grad, adjoints, edges, fd)
+    directions = [_direction(d, g) for _ in range(FINITE_DIFFERENCE_DIRECTIONS)]
+    differences, magnitude = _directional_differences(ev, inputs, output_grad, directions)
+    scale = _norm([adjoints[n] for n in directions[0]])
+    tolerance = FINITE_DIFFERENCE_TOLERANCE + FINITE_DIFFERENCE_ROUNDING * magnitude / scale
+    draw = _Draw(values, output_grad, adjoints, edges, directions, differences, tolerance)
+    if draw.finite_difference_error(adjoints) > tolerance:
+        raise _RejectedDrawError(_rough_step(ev, values, adjoints), "is not differentiable")
+    return draw
+
+
+def _direction(d: Derivation, g: torch.Generator) -> dict[str, torch.Tensor]:
+    """A random unit vector over the inputs drawn at random (one-hot data held fixed)."""
+    v = {
+        n: torch.randn(d.shape(n), generator=g, dtype=F64)
+        for n, spec in d.inputs.items()
+        if spec.differentiable
+    }
+    norm = _norm(list(v.values()))
+    return {n: t / norm for n, t in v.items()}
+
+
+def _norm(tensors: list[torch.Tensor]) -> float:
+    return math.sqrt(sum(t.square().sum().item() for t in tensors)) or 1e-300
+
+
+def _directional_differences(
+    ev: _Evaluator,
+    inputs: dict[str, torch.Tensor],
+    output_grad: torch.Tensor,
+    directions: list[dict[str, torch.Tensor]],
+) -> tuple[list[float], float]:
+    """(f(x + δv) − f(x − δv))/2δ along each v, f = ⟨out.grad, out⟩, and the largest |f|
+    met, which bounds the rounding of the differences."""
+    out = ev.d.output
+    magnitude = 0.0
+
+    def f(sign: float, v: dict[str, torch.Tensor]) -> float:
+        nonlocal magnitude
+        at = {
+            n: x + sign * FINITE_DIFFERENCE_STEP * v[n] if n in v else x for n, x in inputs.items()
+        }
+        value = (output_grad * ev.forward(at)[out]).sum().item()
+        magnitude = max(magnitude, abs(value))
+        return value
+
+    differences = [(f(1.0, v) - f(-1.0, v)) / (2 * FINITE_DIFFERENCE_STEP) for v in directions]
+    return differences, magnitude
 
 
 def _true_adjoints(
@@ -851,19 +912,6 @@ def _central_differences(
     return grads
 
 
-def _finite_differences(
-    ev: _Evaluator, inputs: dict[str, torch.Tensor], output_grad: torch.Tensor
-) -> dict[str, torch.Tensor]:
-    """∂⟨out.grad, out⟩/∂x for every input x drawn at random (not one-hot data)."""
-    out = ev.d.output
-
-    def f(at: dict[str, torch.Tensor]) -> float:
-        return (output_grad * ev.forward(at)[out]).sum().item()
-
-    names = [n for n, spec in ev.d.inputs.items() if spec.differentiable]
-    return _central_differences(f, inputs, names)
-
-
 def _rough_step(ev: _Evaluator, values: dict[str, torch.Tensor], adjoints) -> Step:
     """The first step whose own finite differences disagree with autograd's derivative."""
     for s in ev.d.node_steps:
@@ -880,8 +928,12 @@ def _rough_step(ev: _Evaluator, values: dict[str, torch.Tensor], adjoints) -> St
 
 
 def _relative(a: torch.Tensor, b: torch.Tensor) -> float:
-    scale = max(b.abs().max().item() if b.numel() else 0.0, 1e-300)
-    return (a - b).abs().max().item() / scale if a.numel() else 0.0
+    return (a - b).abs().max().item() / _scale([b]) if a.numel() else 0.0
+
+
+def _scale(tensors) -> float:
+    """The largest |entry| of the tensors (a tiny number for none or all zeros)."""
+    return max((t.abs().max().item() for t in tensors if t.numel()), default=0.0) or 1e-300
 
 
 def _draws(ev: _Evaluator, count: int, seed: int) -> list[_Draw]:
@@ -1017,13 +1069,15 @@ class ChainResult:
 
 @dataclass
 class FiniteDifferenceResult:
-    """Central differences of ⟨out.grad, out⟩ in every input, against autograd and the lines."""
+    """Central differences of ⟨out.grad, out⟩ along random directions over the inputs,
+    against autograd's gradient and the one the lines leave."""
 
     holds: bool
-    autograd_error: float  # relative to the largest entry of the gradient
+    autograd_error: float  # the largest |difference − ⟨∇f, v⟩| / |∇f|
     lines_error: float | None  # the lines run in order, same measure (None: no input updated)
     step: float = FINITE_DIFFERENCE_STEP
     tolerance: float = FINITE_DIFFERENCE_TOLERANCE
+    directions: int = FINITE_DIFFERENCE_DIRECTIONS
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -1032,6 +1086,7 @@ class FiniteDifferenceResult:
             "lines_relative_error": self.lines_error,
             "step": self.step,
             "tolerance": self.tolerance,
+            "directions_per_draw": self.directions,
         }
 
 
@@ -1192,7 +1247,7 @@ def _check_line(ev: _Evaluator, u: Update, draws: list[_Draw], g: torch.Generato
             failures.setdefault(where, point)
     assert worst is not None
     _, _, value0, true0 = points[0]
-    result = LineResult(
+    return LineResult(
         update=u,
         claims=d.claim(u),
         holds=worst_ratio <= 1.0,
@@ -1206,7 +1261,6 @@ def _check_line(ev: _Evaluator, u: Update, draws: list[_Draw], g: torch.Generato
         failure=failures.get(AT_FORWARD, failures.get(OFF_FORWARD)),
         reason=reason,
     )
-    return result
 
 
 def _check_assertion(ev: _Evaluator, a: Assertion, draws: list[_Draw]) -> AssertionResult:
@@ -1231,8 +1285,11 @@ def _check_assertion(ev: _Evaluator, a: Assertion, draws: list[_Draw]) -> Assert
     return AssertionResult(a, holds, worst, *first)
 
 
-def _run_in_order(ev: _Evaluator, lines: list[LineResult], draws: list[_Draw]) -> ChainResult:
-    """The updates as a program: each reads the adjoints the lines before it left."""
+def _run_in_order(
+    ev: _Evaluator, lines: list[LineResult], draws: list[_Draw]
+) -> tuple[ChainResult, list[dict[str, torch.Tensor]]]:
+    """The updates as a program: each reads the adjoints the lines before it left. Also
+    the adjoints the program leaves, each draw."""
     d = ev.d
     targets = list(dict.fromkeys(u.target for u in d.updates))
     errors = dict.fromkeys(targets, 0.0)
@@ -1240,6 +1297,7 @@ def _run_in_order(ev: _Evaluator, lines: list[LineResult], draws: list[_Draw]) -
     chain_holds = True
     read_before: dict[tuple[int, str], dict[str, Any]] = {}
     first: tuple[dict, dict] | None = None
+    left_by_draw = []
     for draw in draws:
         grads: dict[str, torch.Tensor] = {d.output: draw.output_grad}
         contributors: dict[str, list[int]] = {d.output: []}
@@ -1273,6 +1331,7 @@ def _run_in_order(ev: _Evaluator, lines: list[LineResult], draws: list[_Draw]) -
             else:
                 grads[u.target] = grads[u.target] + fitted
                 contributors[u.target].append(u.number)
+        left_by_draw.append(grads)
         for n in targets:
             left = grads.get(n, torch.zeros_like(draw.adjoints[n]))
             error = (left - draw.adjoints[n]).abs().max().item()
@@ -1296,48 +1355,28 @@ def _run_in_order(ev: _Evaluator, lines: list[LineResult], draws: list[_Draw]) -
             if later.number > line.update.number and later.target == r
         ]
     assert first is not None
-    return ChainResult(
+    chain = ChainResult(
         chain_holds, errors, tolerances, first[0], first[1], list(read_before.values())
     )
+    return chain, left_by_draw
 
 
 def _check_finite_differences(
-    ev: _Evaluator, draws: list[_Draw], lines: list[LineResult]
+    draws: list[_Draw], left_by_draw: list[dict[str, torch.Tensor]]
 ) -> FiniteDifferenceResult:
     """Autograd against the draws' central differences; the lines in order against both."""
-    autograd_error, lines_error = 0.0, None
-    updated = {u.target for u in ev.d.updates}
-    for draw in draws:
-        scale = max(a.abs().max().item() for a in draw.finite_differences.values()) or 1e-300
-        for n, fd in draw.finite_differences.items():
-            autograd_error = max(autograd_error, (fd - draw.adjoints[n]).abs().max().item() / scale)
-        program = _program_gradients(ev, lines, draw)
-        for n, fd in draw.finite_differences.items():
-            if n in updated:
-                e = (fd - program[n]).abs().max().item() / scale
-                e = math.inf if math.isnan(e) else e
-                lines_error = e if lines_error is None else max(lines_error, e)
-    holds = autograd_error <= FINITE_DIFFERENCE_TOLERANCE
-    return FiniteDifferenceResult(holds, autograd_error, lines_error)
-
-
-def _program_gradients(ev: _Evaluator, lines: list[LineResult], draw: _Draw) -> dict:
-    d = ev.d
-    grads: dict[str, torch.Tensor] = {d.output: draw.output_grad}
-    for line in lines:
-        u = line.update
-
-        def adjoint(name: str, grads=grads) -> torch.Tensor:
-            return grads.get(name, torch.zeros_like(draw.values[name]))
-
-        value = _fit(
-            _signed(u, ev.eval(u.code, draw.values, u.line, adjoint)),
-            tuple(draw.values[u.target].shape),
-        )
-        if value is None:
-            continue
-        grads[u.target] = value if u.op == "=" or u.target not in grads else grads[u.target] + value
-    return {n: grads.get(n, torch.zeros_like(draw.values[n])) for n in d.inputs}
+    autograd_error, lines_error, holds = 0.0, None, True
+    for draw, left in zip(draws, left_by_draw, strict=True):
+        error = draw.finite_difference_error(draw.adjoints)
+        autograd_error = max(autograd_error, error)
+        holds = holds and error <= draw.finite_difference_tolerance
+        inputs = draw.directions[0]
+        if any(n in left for n in inputs):
+            zeros = {n: torch.zeros_like(draw.adjoints[n]) for n in inputs}
+            e = draw.finite_difference_error({**zeros, **left})
+            lines_error = e if lines_error is None else max(lines_error, e)
+    tolerance = max(draw.finite_difference_tolerance for draw in draws)
+    return FiniteDifferenceResult(holds, autograd_error, lines_error, tolerance=tolerance)
 
 
 def check(derivation: Derivation | str | Path, *, draws: int = DRAWS, seed: int = 0) -> Report:
@@ -1357,7 +1396,7 @@ def check(derivation: Derivation | str | Path, *, draws: int = DRAWS, seed: int 
         lines = [_check_line(ev, u, sampled, g) for u in d.updates]
         for a in d.assertions:
             lines[a.after - 1].assertions.append(_check_assertion(ev, a, sampled))
-        chain = _run_in_order(ev, lines, sampled)
-        fd = _check_finite_differences(ev, sampled, lines)
+        chain, left_by_draw = _run_in_order(ev, lines, sampled)
+        fd = _check_finite_differences(sampled, left_by_draw)
     values = [draw.values for draw in sampled]
     return Report(d, lines, chain, fd, values, [draw.adjoints for draw in sampled], seed)

@@ -301,3 +301,16 @@ def test_the_report_is_json():
 def test_bad_arguments_are_refused_by_name(draws, seed):
     with pytest.raises(ValueError, match=r"draws|seed"):
         backprop.check(EXAMPLES / "batch_norm.py", draws=draws, seed=seed)
+
+
+def test_an_output_with_a_large_offset_is_not_taken_for_a_kink():
+    # ⟨out.grad, out⟩ ~ 1e4 rounds its differences to ~1e-6 of the gradient: still smooth
+    d = _parse(
+        **{
+            "y = torch.tanh(s)": "y = torch.tanh(s) + 1e4",
+            "y.grad * (1 - y**2)": "y.grad * (1 - (y - 1e4) ** 2)",
+        }
+    )
+    report = backprop.check(d)
+    assert report.holds
+    assert report.finite_differences.tolerance > backprop.FINITE_DIFFERENCE_TOLERANCE

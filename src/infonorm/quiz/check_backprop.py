@@ -110,9 +110,9 @@ def _print(report, console: Console) -> None:
         console.print(f"  line {read['line']} reads {read['reads']} before any line computes it")
     fd = report.finite_differences
     text = (
-        f"[bold]finite differences[/] of the whole: autograd "
-        f"{'agrees' if fd.holds else '[red]disagrees[/]'} (relative error "
-        f"{fd.autograd_error:.2g}, step {fd.step:g})"
+        f"[bold]finite differences[/] of the whole ({fd.directions} random directions a draw, "
+        f"step {fd.step:g}): autograd {'agrees' if fd.holds else '[red]disagrees[/]'} "
+        f"(relative error {fd.autograd_error:.2g})"
     )
     if fd.lines_error is not None:
         text += f"; the lines in order differ from them by {fd.lines_error:.2g} (relative)"

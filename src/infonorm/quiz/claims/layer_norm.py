@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import partial
+from functools import cache, partial
 from importlib import resources
 from typing import Any
 
@@ -162,6 +162,7 @@ DRAWS = 3  # random layers, each checked at the forward's values and off them
 SYMBOLS = {"Lt": "L̃", "mu": "μ", "sigma": "σ"}
 
 
+@cache
 def derivation(name: str) -> backprop.Derivation:
     """One of Problem 3's derivation files: "printed", "corrected" or "combined"."""
     path = resources.files(DERIVATIONS) / f"layer_norm_{name}.py"
