@@ -26,6 +26,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from infonorm.quiz import check_backprop
+
 _DIGITS = re.compile(r"[+-]?[0-9]+")
 EXIT_DATA = 1
 EXIT_USAGE = 2
@@ -83,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE.json",
         help="also write every figure as JSON",
     )
+    check_backprop.add_parser(commands)
     return parser
 
 
@@ -112,7 +115,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = build_parser().parse_args(argv)
-        command = {"reproduce": _reproduce, "fit": _fit, "bench": _bench}[args.command]
+        command = {
+            "reproduce": _reproduce,
+            "fit": _fit,
+            "bench": _bench,
+            "check-backprop": check_backprop.run,
+        }[args.command]
         return command(args, argv)
     except UsageError as error:
         return _fail(error, EXIT_USAGE)

@@ -6,27 +6,30 @@ Two kinds of check:
   norm, the hand backward against autograd on a float64 composite and against central
   finite differences, for both scopes and every activation;
 - the derivation checker: each equation of the quiz's printed solution, transcribed exactly
-  as printed (typos included), evaluated on one layer with the true value of every quantity
-  it reads, and compared with the true value of what it claims. The truth comes from
-  autograd on the quiz's graph L → μ → σ → L̃ with μ and σ as explicit nodes; each edge's
-  contribution from autograd on the partial graph that holds the other nodes fixed. So a
-  line is judged alone: an error in one line does not spill into the lines that read it.
-  The quiz writes σ for both the standard deviation and the activation; here the activation
-  is ReLU, written σ' where the quiz writes it, and A, B have both signs so that σ'(h) and
-  σ'(A h + B) differ.
+  as printed (typos included) in a derivation file (`derivations/`), checked by
+  `infonorm.backprop`, the engine that checks anyone's derivation: each line alone,
+  reading the true adjoints, against autograd's contribution of the edge it claims on the
+  graph L → μ → σ → L̃, each node a separate leaf; at the forward's values and with the
+  other nodes moved off them (μ off the mean of L, so that Σ(μ − L) = 0 cannot hide a wrong
+  line 6); then lines 1–8 run in order. So a line is judged alone, and the lines that
+  inherit another's error are named. The quiz writes σ for both the standard deviation
+  and the activation; here the activation is ReLU, and A, B have both signs so that
+  σ'(h) and σ'(A h + B) differ.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
 from dataclasses import dataclass
-from functools import partial
+from functools import cache, partial
+from importlib import resources
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from infonorm.activations import ACTIVATIONS, derivative
+from infonorm import backprop
+from infonorm.activations import ACTIVATIONS
 from infonorm.layer_norm import SCOPES, layer_norm, layer_norm_backward, layer_norm_reference
 from infonorm.quiz.claims.engine import Claim, Context, Evidence, holds, max_error
 
@@ -153,363 +156,169 @@ def check_backward(ctx: Context) -> Evidence:
 
 # ---------------------------------------------------------------------------- derivation checker
 
-
-@dataclass(frozen=True)
-class Layer:
-    """One layer's forward values and the true adjoints of every node, in float64.
-
-    `true` holds, by autograd: the full gradients ("A.grad", "B.grad", "L.grad"), the total
-    adjoints of the intermediate nodes ("σ.grad", "μ.grad"), and each edge's contribution
-    ("μ.grad via L̃", "μ.grad via σ", "L.grad via L̃", "L.grad via σ", "L.grad via μ").
-    """
-
-    L: torch.Tensor
-    A: torch.Tensor
-    B: torch.Tensor
-    L_tilde_grad: torch.Tensor
-    mu: torch.Tensor
-    sigma: torch.Tensor
-    h: torch.Tensor
-    true: dict[str, torch.Tensor]
-
-    @property
-    def TI(self) -> int:
-        return self.L.numel()
+DERIVATIONS = "infonorm.quiz.claims.derivations"
+DRAWS = 3  # random layers, each checked at the forward's values and off them
+# the quiz's symbols for the derivation files' names
+SYMBOLS = {"Lt": "L̃", "mu": "μ", "sigma": "σ"}
 
 
-def _L_tilde(L, mu, sigma, A, B):
-    # L̃[t, i] = σ(A[i]/σ (L[t, i] − μ) + B[i]), the activation σ = ReLU, torch's own
-    return torch.relu(A / sigma * (L - mu) + B)
-
-
-def _sigma_of(L, mu):
-    # σ = sqrt((1/TI) Σ_{t,i} (L[t, i] − μ)²), reading μ as a node (eps = 0: the quiz)
-    return (L - mu).square().mean().sqrt()
-
-
-def _mu_of(L):
-    # μ = (1/TI) Σ_{t,i} L[t, i]
-    return L.mean()
-
-
-def _true_adjoints(L, A, B, L_tilde_grad) -> dict[str, torch.Tensor]:
-    mu = _mu_of(L)
-    sigma = _sigma_of(L, mu)
-
-    def leaves(*tensors):
-        return [t.detach().clone().requires_grad_() for t in tensors]
-
-    def objective(L_tilde):
-        # ⟨L̃.grad, L̃⟩: its gradient is each node's adjoint for the given L̃.grad
-        return (L_tilde_grad * L_tilde).sum()
-
-    # the last edge alone: L, μ, σ, A, B as independent nodes into L̃
-    L_, mu_, sigma_, A_, B_ = leaves(L, mu, sigma, A, B)
-    L_direct, mu_direct, sigma_grad = torch.autograd.grad(
-        objective(_L_tilde(L_, mu_, sigma_, A_, B_)), (L_, mu_, sigma_)
-    )
-    # σ = σ(L, μ): its partial derivatives, times σ.grad, are the edges through σ
-    L_, mu_ = leaves(L, mu)
-    dsigma_dL, dsigma_dmu = torch.autograd.grad(_sigma_of(L_, mu_), (L_, mu_))
-    mu_via_sigma = sigma_grad * dsigma_dmu
-    mu_grad = mu_direct + mu_via_sigma
-    # μ = μ(L): its partial derivative, times μ.grad, is the edge through μ
-    (L_,) = leaves(L)
-    (dmu_dL,) = torch.autograd.grad(_mu_of(L_), L_)
-    # the whole graph L → μ → σ → L̃ at once
-    L_, A_, B_ = leaves(L, A, B)
-    mu_ = _mu_of(L_)
-    L_full, A_full, B_full = torch.autograd.grad(
-        objective(_L_tilde(L_, mu_, _sigma_of(L_, mu_), A_, B_)), (L_, A_, B_)
-    )
-    return {
-        "A.grad": A_full,
-        "B.grad": B_full,
-        "L.grad": L_full,
-        "σ.grad": sigma_grad,
-        "μ.grad": mu_grad,
-        "μ.grad via L̃": mu_direct,
-        "μ.grad via σ": mu_via_sigma,
-        "L.grad via L̃": L_direct,
-        "L.grad via σ": sigma_grad * dsigma_dL,
-        "L.grad via μ": mu_grad * dmu_dL,
-    }
-
-
-def _layer(ctx: Context) -> Layer:
-    g = ctx.generator("P3.layer")
-    L = torch.randn(SHAPE, generator=g, dtype=F64) * 1.5 + 0.7
-    # A and B of both signs: σ'(h) and σ'(A h + B) then differ wherever the signs differ
-    A = torch.randn(SHAPE[1], generator=g, dtype=F64)
-    B = torch.randn(SHAPE[1], generator=g, dtype=F64)
-    L_tilde_grad = torch.randn(SHAPE, generator=g, dtype=F64)
-    mu = _mu_of(L)
-    sigma = _sigma_of(L, mu)
-    h = (L - mu) / sigma
-    true = _true_adjoints(L, A, B, L_tilde_grad)
-    return Layer(L, A, B, L_tilde_grad, mu, sigma, h, true)
-
-
-Adjoints = dict[str, torch.Tensor]  # what a line reads: "σ.grad", "μ.grad"
-Formula = Callable[[Layer, Adjoints], torch.Tensor]
+@cache
+def derivation(name: str) -> backprop.Derivation:
+    """One of Problem 3's derivation files: "printed", "corrected" or "combined"."""
+    path = resources.files(DERIVATIONS) / f"layer_norm_{name}.py"
+    return backprop.parse(path.read_text(encoding="utf-8"), str(path))
 
 
 @dataclass(frozen=True)
 class PrintedLine:
-    """One equation of the quiz's solution: `target` (op)= formula, as printed.
+    """One equation of the quiz's solution: update `number` of a derivation file.
 
-    `latex` is the seed's text with its alignment marks (& and the line break inside the
-    last equation) dropped; nothing else is changed. `claims` names the entry of
-    `Layer.true` that is the true value of what the line computes.
+    The file holds the line's LaTeX as printed (alignment marks dropped) and the same line
+    in torch; `text` is the line in plain text for the claim's statement. `diagnostics`
+    are variants of the line (a name and the right-hand side in torch) whose values tell
+    which of its errors matters.
     """
 
     id: str
     title: str
-    latex: str
-    target: str
-    accumulate: bool  # "+=" rather than "="
-    claims: str
-    reads: str
-    printed: Formula
-    corrected_latex: str = ""
-    corrected: Formula | None = None
-    diagnostics: tuple[tuple[str, Formula], ...] = ()
-    text: str = ""  # the printed line in plain text
+    derivation: str  # "printed" or "combined"
+    number: int
+    text: str
     corrected_text: str = ""
+    diagnostics: tuple[tuple[str, str], ...] = ()
 
     @property
     def statement(self) -> str:
         return f"As printed in the solution: {self.text}"
 
 
-def _act_grad(z: torch.Tensor) -> torch.Tensor:
-    # σ'(z) of the activation σ = ReLU, by hand (σ'(0) = 0)
-    return derivative("relu", z)
-
-
-def _G(ly: Layer) -> torch.Tensor:
-    # L̃.grad[t, i] σ'(A[i]h[t, i] + B[i])
-    return ly.L_tilde_grad * _act_grad(ly.A * ly.h + ly.B)
-
-
-def _line1(ly: Layer, _: Adjoints) -> torch.Tensor:
-    # A.grad[i] += Σ_t L̃.grad[t, i] σ'(A[i]h[t, i] + B[i]) (L[t, i] − μ)/σ
-    return (_G(ly) * (ly.L - ly.mu) / ly.sigma).sum(0)
-
-
-def _line2(ly: Layer, _: Adjoints) -> torch.Tensor:
-    # B.grad[i] += Σ_t L̃.grad[t, i] σ'(A[i]h[t, i] + B[i])
-    return _G(ly).sum(0)
-
-
-def _line3(ly: Layer, _: Adjoints) -> torch.Tensor:
-    # σ.grad = Σ_{t,i} L̃.grad[t, i] σ'(h[t, i]) A[i](L[t, i] − μ)/σ²   (σ' of h, as printed)
-    return (ly.L_tilde_grad * _act_grad(ly.h) * ly.A * (ly.L - ly.mu) / ly.sigma**2).sum()
-
-
-def _line3_corrected(ly: Layer, _: Adjoints) -> torch.Tensor:
-    # σ.grad = −Σ_{t,i} L̃.grad[t, i] σ'(A[i]h[t, i] + B[i]) A[i](L[t, i] − μ)/σ²
-    return -(_G(ly) * ly.A * (ly.L - ly.mu) / ly.sigma**2).sum()
-
-
-def _line3_sign_only(ly: Layer, adjoints: Adjoints) -> torch.Tensor:
-    # the printed line with only its sign changed: −Σ L̃.grad σ'(h) A (L − μ)/σ²
-    return -_line3(ly, adjoints)
-
-
-def _line3_argument_only(ly: Layer, _: Adjoints) -> torch.Tensor:
-    # the printed line with only σ'(h) changed to σ'(A h + B): +Σ L̃.grad σ'(A h + B) A (L − μ)/σ²
-    return (_G(ly) * ly.A * (ly.L - ly.mu) / ly.sigma**2).sum()
-
-
-def _line4(ly: Layer, _: Adjoints) -> torch.Tensor:
-    # μ.grad = Σ_{t,i} L̃.grad[t, i] σ'(A[i]h[t, i] + B[i]) A[i]/σ
-    return (_G(ly) * ly.A / ly.sigma).sum()
-
-
-def _line4_corrected(ly: Layer, _: Adjoints) -> torch.Tensor:
-    # μ.grad = −Σ_{t,i} L̃.grad[t, i] σ'(A[i]h[t, i] + B[i]) A[i]/σ
-    return -(_G(ly) * ly.A / ly.sigma).sum()
-
-
-def _line5(ly: Layer, _: Adjoints) -> torch.Tensor:
-    # L.grad[t, i] += L̃.grad[t, i] σ'(A[i]h[t, i] + B[i]) A[i]/σ
-    return _G(ly) * ly.A / ly.sigma
-
-
-def _line6(ly: Layer, adjoints: Adjoints) -> torch.Tensor:
-    # μ.grad += Σ_{t,i} σ.grad (1/(TIσ)) (μ − L[t, i])   (= 0, says the quiz)
-    return (adjoints["σ.grad"] / (ly.TI * ly.sigma) * (ly.mu - ly.L)).sum()
-
-
-def _line7(ly: Layer, adjoints: Adjoints) -> torch.Tensor:
-    # L.grad[t, i] += σ.grad (1/(TIσ)) (L[t, i] − μ)
-    return adjoints["σ.grad"] / (ly.TI * ly.sigma) * (ly.L - ly.mu)
-
-
-def _line8(ly: Layer, adjoints: Adjoints) -> torch.Tensor:
-    # L.grad[t, i] += μ.grad (1/(TI))
-    return (adjoints["μ.grad"] / ly.TI).expand(ly.L.shape)
-
-
-def _combined_A(ly: Layer, _: Adjoints) -> torch.Tensor:
-    # A.grad[i] += Σ_t L̃.grad[t, i] σ'(A[i]h[t, i] + B[i]) h[t, i]
-    return (_G(ly) * ly.h).sum(0)
-
-
-def _combined_L(ly: Layer, _: Adjoints) -> torch.Tensor:
-    # L.grad[t, i] += (1/σ)(L̃.grad σ'(A h + B) A − Σ_{t,i} L̃.grad σ'(A h + B) A/TI
-    #                       − h Σ_{t,i} L̃.grad σ'(A h + B) A h/TI)
-    GA = _G(ly) * ly.A
-    return (GA - GA.sum() / ly.TI - ly.h * (GA * ly.h).sum() / ly.TI) / ly.sigma
-
-
-_TRUE = "the true adjoints, by autograd"
 LINES = (
     PrintedLine(
         "P3.line1",
         "line 1: A.grad",
-        r"A.grad[i] += \sum_t \tilde{L}.grad[t, i] \sigma'(A[i]h[t, i] + B[i]) "
-        r"\frac{L[t, i] - \mu}{\sigma}",
-        "A.grad",
-        True,
-        "A.grad",
-        "L̃.grad (given), L, μ, σ, h, A, B (forward values)",
-        _line1,
-        text="A.grad[i] += Σ_t L̃.grad[t, i] σ'(A[i]h[t, i] + B[i]) (L[t, i] − μ)/σ",
+        "printed",
+        1,
+        "A.grad[i] += Σ_t L̃.grad[t, i] σ'(A[i]h[t, i] + B[i]) (L[t, i] − μ)/σ",
     ),
     PrintedLine(
         "P3.line2",
         "line 2: B.grad",
-        r"B.grad[i] += \sum_t \tilde{L}.grad[t, i] \sigma'(A[i]h[t, i] + B[i])",
-        "B.grad",
-        True,
-        "B.grad",
-        "L̃.grad (given), h, A, B (forward values)",
-        _line2,
-        text="B.grad[i] += Σ_t L̃.grad[t, i] σ'(A[i]h[t, i] + B[i])",
+        "printed",
+        2,
+        "B.grad[i] += Σ_t L̃.grad[t, i] σ'(A[i]h[t, i] + B[i])",
     ),
     PrintedLine(
         "P3.line3",
         "line 3: σ.grad",
-        r"\sigma.grad = \sum_{t,i} \tilde{L}.grad[t, i] \sigma'(h[t, i]) "
-        r"\frac{A[i](L[t, i] - \mu)}{\sigma^2}",
-        "σ.grad",
-        False,
-        "σ.grad",
-        "L̃.grad (given), L, μ, σ, h, A (forward values)",
-        _line3,
-        corrected_latex=r"\sigma.grad = -\sum_{t,i} \tilde{L}.grad[t, i] "
-        r"\sigma'(A[i]h[t, i] + B[i]) \frac{A[i](L[t, i] - \mu)}{\sigma^2}",
-        corrected=_line3_corrected,
-        diagnostics=(
-            ("only the sign changed (σ'(h) kept)", _line3_sign_only),
-            ("only σ'(h) changed to σ'(A[i]h[t, i] + B[i]) (sign kept)", _line3_argument_only),
-        ),
-        text="σ.grad = Σ_{t,i} L̃.grad[t, i] σ'(h[t, i]) A[i](L[t, i] − μ)/σ²",
+        "printed",
+        3,
+        "σ.grad = Σ_{t,i} L̃.grad[t, i] σ'(h[t, i]) A[i](L[t, i] − μ)/σ²",
         corrected_text="σ.grad = −Σ_{t,i} L̃.grad[t, i] σ'(A[i]h[t, i] + B[i]) A[i](L[t, i] − μ)/σ²",
+        diagnostics=(
+            (
+                "only the sign changed (σ'(h) kept)",
+                '-sum_over("t i", Lt.grad * relu_prime(h) * A * (L - mu) / sigma**2)',
+            ),
+            (
+                "only σ'(h) changed to σ'(A[i]h[t, i] + B[i]) (sign kept)",
+                'sum_over("t i", Lt.grad * relu_prime(A * h + B) * A * (L - mu) / sigma**2)',
+            ),
+        ),
     ),
     PrintedLine(
         "P3.line4",
         "line 4: μ.grad, direct term",
-        r"\mu.grad = \sum_{t,i} \tilde{L}.grad[t, i] \sigma'(A[i]h[t, i] + B[i]) "
-        r"\frac{A[i]}{\sigma}",
-        "μ.grad",
-        False,
-        "μ.grad via L̃",
-        "L̃.grad (given), σ, h, A, B (forward values)",
-        _line4,
-        corrected_latex=r"\mu.grad = -\sum_{t,i} \tilde{L}.grad[t, i] "
-        r"\sigma'(A[i]h[t, i] + B[i]) \frac{A[i]}{\sigma}",
-        corrected=_line4_corrected,
-        text="μ.grad = Σ_{t,i} L̃.grad[t, i] σ'(A[i]h[t, i] + B[i]) A[i]/σ",
+        "printed",
+        4,
+        "μ.grad = Σ_{t,i} L̃.grad[t, i] σ'(A[i]h[t, i] + B[i]) A[i]/σ",
         corrected_text="μ.grad = −Σ_{t,i} L̃.grad[t, i] σ'(A[i]h[t, i] + B[i]) A[i]/σ",
     ),
     PrintedLine(
         "P3.line5",
         "line 5: L.grad, direct term",
-        r"L.grad[t, i] += \tilde{L}.grad[t, i] \sigma'(A[i]h[t, i] + B[i]) \frac{A[i]}{\sigma}",
-        "L.grad",
-        True,
-        "L.grad via L̃",
-        "L̃.grad (given), σ, h, A, B (forward values)",
-        _line5,
-        text="L.grad[t, i] += L̃.grad[t, i] σ'(A[i]h[t, i] + B[i]) A[i]/σ",
+        "printed",
+        5,
+        "L.grad[t, i] += L̃.grad[t, i] σ'(A[i]h[t, i] + B[i]) A[i]/σ",
     ),
     PrintedLine(
         "P3.line6",
         "line 6: μ.grad through σ (= 0)",
-        r"\mu.grad += \sum_{t,i} \sigma.grad \frac{1}{TI\sigma} (\mu - L[t, i]) = 0",
-        "μ.grad",
-        True,
-        "μ.grad via σ",
-        f"σ.grad ({_TRUE}), L, μ, σ (forward values)",
-        _line6,
-        text="μ.grad += Σ_{t,i} σ.grad (1/(TIσ)) (μ − L[t, i]) = 0",
+        "printed",
+        6,
+        "μ.grad += Σ_{t,i} σ.grad (1/(TIσ)) (μ − L[t, i]) = 0",
     ),
     PrintedLine(
         "P3.line7",
         "line 7: L.grad through σ",
-        r"L.grad[t, i] += \sigma.grad \frac{1}{TI\sigma} (L[t, i] - \mu)",
-        "L.grad",
-        True,
-        "L.grad via σ",
-        f"σ.grad ({_TRUE}), L, μ, σ (forward values)",
-        _line7,
-        text="L.grad[t, i] += σ.grad (1/(TIσ)) (L[t, i] − μ)",
+        "printed",
+        7,
+        "L.grad[t, i] += σ.grad (1/(TIσ)) (L[t, i] − μ)",
     ),
     PrintedLine(
         "P3.line8",
         "line 8: L.grad through μ",
-        r"L.grad[t, i] += \mu.grad \frac{1}{TI}",
-        "L.grad",
-        True,
-        "L.grad via μ",
-        f"μ.grad ({_TRUE}: both of its terms)",
-        _line8,
-        text="L.grad[t, i] += μ.grad (1/(TI))",
+        "printed",
+        8,
+        "L.grad[t, i] += μ.grad (1/(TI))",
     ),
 )
 COMBINED = (
     PrintedLine(
         "P3.combined.A",
         "combined: A.grad",
-        r"A.grad[i] += \sum_t \tilde{L}.grad[t, i] \sigma'(A[i]h[t, i] + B[i]) h[t, i]",
-        "A.grad",
-        True,
-        "A.grad",
-        "L̃.grad (given), h, A, B (forward values)",
-        _combined_A,
-        text="A.grad[i] += Σ_t L̃.grad[t, i] σ'(A[i]h[t, i] + B[i]) h[t, i]",
+        "combined",
+        1,
+        "A.grad[i] += Σ_t L̃.grad[t, i] σ'(A[i]h[t, i] + B[i]) h[t, i]",
     ),
     PrintedLine(
         "P3.combined.B",
         "combined: B.grad",
-        r"B.grad[i] += \sum_t \tilde{L}.grad[t, i] \sigma'(A[i]h[t, i] + B[i])",
-        "B.grad",
-        True,
-        "B.grad",
-        "L̃.grad (given), h, A, B (forward values)",
-        _line2,
-        text="B.grad[i] += Σ_t L̃.grad[t, i] σ'(A[i]h[t, i] + B[i])",
+        "combined",
+        2,
+        "B.grad[i] += Σ_t L̃.grad[t, i] σ'(A[i]h[t, i] + B[i])",
     ),
     PrintedLine(
         "P3.combined.L",
         "combined: L.grad",
-        r"L.grad[t, i] += \frac{1}{\sigma} \left(\tilde{L}.grad[t, i] \sigma'(A[i]h[t, i] + B[i]) "
-        r"A[i] - \frac{\sum_{t,i} \tilde{L}.grad[t, i] \sigma'(A[i]h[t, i] + B[i]) A[i]}{TI} "
-        r"- h[t, i] \frac{\sum_{t,i} \tilde{L}.grad[t, i] \sigma'(A[i]h[t, i] + B[i]) A[i] "
-        r"h[t, i]}{TI} \right)",
-        "L.grad",
-        True,
-        "L.grad",
-        "L̃.grad (given), σ, h, A, B (forward values)",
-        _combined_L,
-        text="L.grad[t, i] += (1/σ)(L̃.grad[t, i] σ'(A[i]h[t, i] + B[i]) A[i] "
+        "combined",
+        3,
+        "L.grad[t, i] += (1/σ)(L̃.grad[t, i] σ'(A[i]h[t, i] + B[i]) A[i] "
         "− Σ_{t,i} L̃.grad[t, i] σ'(A[i]h[t, i] + B[i]) A[i]/TI "
         "− h[t, i] Σ_{t,i} L̃.grad[t, i] σ'(A[i]h[t, i] + B[i]) A[i] h[t, i]/TI)",
     ),
 )
+_BY_NUMBER = {line.number: line for line in LINES}
+
+
+def _seed(ctx: Context) -> int:
+    return ctx.generator("P3.layer").initial_seed()
+
+
+def _reports(ctx: Context) -> dict[str, backprop.Report]:
+    """The three derivation files checked by one engine on the same draws."""
+    return {
+        name: backprop.check(derivation(name), draws=DRAWS, seed=_seed(ctx))
+        for name in ("printed", "corrected", "combined")
+    }
+
+
+def _variant(ctx: Context, line: PrintedLine, expression: str) -> backprop.LineResult:
+    """The printed derivation with one line's right-hand side replaced, checked alike."""
+    variant = derivation(line.derivation).with_update(line.number, expression)
+    return backprop.check(variant, draws=DRAWS, seed=_seed(ctx)).line(line.number)
+
+
+def _symbols(text: str) -> str:
+    for name, symbol in SYMBOLS.items():
+        text = re.sub(rf"\b{name}\b", symbol, text)
+    return text
+
+
+def _reads(d: backprop.Derivation, u: backprop.Update) -> str:
+    adjoints = ", ".join(f"{_symbols(r)}.grad" for r in u.reads)
+    given = "given" if u.reads == (d.output,) else "the true adjoints, by autograd"
+    values = ", ".join(_symbols(v) for v in u.values)
+    return f"{adjoints} ({given}), {values} (forward values)" if values else f"{adjoints} ({given})"
 
 
 def _shown(t: torch.Tensor) -> float | list[float]:
@@ -517,106 +326,161 @@ def _shown(t: torch.Tensor) -> float | list[float]:
     return t.item() if t.numel() == 1 else t.flatten()[:SHOWN].tolist()
 
 
-def _brief(t: torch.Tensor) -> str:
-    shown = _shown(t)
+def _brief(shown: float | list[float], numel: int = 1) -> str:
     if isinstance(shown, float):
         return f"{shown:.6g}"
-    more = ", …" if t.numel() > SHOWN else ""
+    more = ", …" if numel > SHOWN else ""
     return "[" + ", ".join(f"{v:.4g}" for v in shown) + more + "]"
 
 
-def _relu_disagreements(ly: Layer) -> int:
+def _relu_disagreements(values: dict[str, torch.Tensor]) -> int:
     """Entries where σ'(h) ≠ σ'(A h + B) for ReLU: where line 3's argument matters."""
-    return int(((ly.h > 0) != (ly.A * ly.h + ly.B > 0)).sum())
+    h, A, B = values["h"], values["A"], values["B"]
+    return int(((h > 0) != (A * h + B > 0)).sum())
+
+
+def _ids(numbers: list[int]) -> list[str]:
+    return [_BY_NUMBER[n].id for n in numbers]
 
 
 def check_line(line: PrintedLine, ctx: Context) -> Evidence:
-    ly = ctx.shared("P3.layer", partial(_layer, ctx))
-    true = ly.true[line.claims]
-    printed = line.printed(ly, ly.true)
-    tolerance = EXACT * max(1.0, true.abs().max().item())
-    error = max_error(true, printed)
-    holds_as_printed = error <= tolerance
+    reports = ctx.shared("P3.derivations", partial(_reports, ctx))
+    report = reports[line.derivation]
+    result = report.line(line.number)
+    u = result.update
+    true = result.true
+    printed = result.value.expand(true.shape)
     details: dict[str, Any] = {
-        "latex": line.latex,
-        "reads": line.reads,
-        "true_value_of": line.claims,
+        "latex": u.printed,
+        "reads": _reads(report.derivation, u),
+        "true_value_of": _symbols(result.claims),
         "shape": list(true.shape),
         "printed": _shown(printed),
         "true": _shown(true),
-        "max_error": error,
+        "max_error": result.max_error,
         "relative": False,
-        "layer": {"T": SHAPE[0], "I": SHAPE[1], "relu_disagreements": _relu_disagreements(ly)},
+        "layer": {
+            "T": report.derivation.axes["t"],
+            "I": report.derivation.axes["i"],
+            "relu_disagreements": _relu_disagreements(report.draws[0]),
+        },
+        "code": u.source,
+        "file": f"layer_norm_{line.derivation}.py",
+        "file_line": u.line,
+        "draws": len(report.draws),
+        "max_error_at_forward": result.max_error_at_forward,
+        "max_error_off_forward": result.max_error_off_forward,
+        "worst": result.worst,
+        "failure": result.failure,
+        "chained_max_error": result.chained_max_error,
     }
-    note = ""
-    if line.corrected is not None:
-        corrected_error = max_error(true, line.corrected(ly, ly.true))
+    if line.derivation == "printed":
+        details["inherits_from"] = _ids(result.inherits_from)
+        details["passes_error_to"] = _ids(result.passes_error_to)
+    if result.assertions:
+        details["assertions"] = [
+            {
+                "code": a.assertion.source,
+                "value": _shown(a.left),
+                "expected": _shown(a.right),
+                "max_error": a.max_error,
+                "verdict": "confirmed" if a.holds else "refuted",
+            }
+            for a in result.assertions
+        ]
+    corrected = reports["corrected"].line(line.number) if line.derivation == "printed" else None
+    if corrected is not None and corrected.update.source != u.source:
         details |= {
-            "corrected_latex": line.corrected_latex,
-            "corrected": _shown(line.corrected(ly, ly.true)),
-            "corrected_max_error": corrected_error,
-            "corrected_verdict": "confirmed" if corrected_error <= tolerance else "refuted",
+            "corrected_latex": corrected.update.printed,
+            "corrected": _shown(corrected.value.expand(true.shape)),
+            "corrected_max_error": corrected.max_error,
+            "corrected_verdict": "confirmed" if corrected.holds_with_assertions else "refuted",
         }
     if line.diagnostics:
-        details["diagnostics"] = [
-            {
-                "form": name,
-                "value": _shown(f(ly, ly.true)),
-                "max_error": max_error(true, f(ly, ly.true)),
-            }
-            for name, f in line.diagnostics
-        ]
-    if not holds_as_printed:
-        note = f"as printed it gives {_brief(printed)}; the true {line.claims} is {_brief(true)}"
-        if line.corrected is not None:
+        details["diagnostics"] = []
+        for form, expression in line.diagnostics:
+            variant = ctx.shared(f"P3.{line.id}.{form}", partial(_variant, ctx, line, expression))
+            details["diagnostics"].append(
+                {"form": form, "value": _shown(variant.value), "max_error": variant.max_error}
+            )
+    return holds(
+        result.holds_with_assertions,
+        expected=_shown(printed),
+        measured=_shown(true),
+        tolerance=result.tolerance,
+        reference="autograd (float64) on the graph L → μ → σ → L̃, each of L, μ, σ, A, B a "
+        f"separate leaf: the true {_symbols(result.claims)}; ReLU, eps = 0, {DRAWS} random "
+        f"{report.derivation.axes['t']}×{report.derivation.axes['i']} layers, each at the "
+        "forward's values and with μ, σ moved off them",
+        details=details,
+        note=_line_note(line, result, details),
+    )
+
+
+def _line_note(line: PrintedLine, result: backprop.LineResult, details: dict[str, Any]) -> str:
+    claims = _symbols(result.claims)
+    failure = result.failure
+    if failure is not None:
+        n = result.true.numel()
+        if failure["where"] == backprop.AT_FORWARD:
+            note = f"as printed it gives {_brief(failure['value'], n)} (draw {failure['draw']}); "
+            note += f"the true {claims} is {_brief(failure['true'], n)}"
+        else:
+            note = (
+                f"at the forward's values it agrees, but with μ, σ moved off them (draw "
+                f"{failure['draw']}) it gives {_brief(failure['value'], n)} where the true "
+                f"{claims} is {_brief(failure['true'], n)}"
+            )
+        if "corrected_latex" in details:
             note += (
                 f". Corrected: {line.corrected_text} ({details['corrected_verdict']}, error "
                 f"{details['corrected_max_error']:.2g})"
             )
-    return holds(
-        holds_as_printed,
-        expected=_shown(printed),
-        measured=_shown(true),
-        tolerance=tolerance,
-        reference=f"autograd (float64) on the graph L → μ → σ → L̃ with μ, σ as nodes: the true "
-        f"{line.claims}; ReLU, eps = 0, one {SHAPE[0]}×{SHAPE[1]} layer",
-        details=details,
-        note=note,
-    )
+        return note
+    failed = [a for a in details.get("assertions", []) if a["verdict"] == "refuted"]
+    if failed:
+        return f"{failed[0]['code']} does not hold at the forward's values"
+    if details.get("inherits_from"):
+        read = " and ".join(f"{_symbols(r)}.grad" for r in result.update.reads)
+        return (
+            f"holds alone; run in order it reads the {read} that "
+            + " and ".join(details["inherits_from"])
+            + f" leaves, which is wrong, and is off by {result.chained_max_error:.3g}"
+        )
+    return ""
 
 
-def _run_in_order(ly: Layer, corrected: bool) -> Adjoints:
-    """Lines 1–8 as a program: each reads the adjoints the lines before it computed."""
-    values: Adjoints = {}
-    for line in LINES:
-        formula = line.corrected if corrected and line.corrected is not None else line.printed
-        value = formula(ly, values)
-        values[line.target] = values.get(line.target, 0) + value if line.accumulate else value
-    return values
+def _chain_errors(report: backprop.Report) -> dict[str, float]:
+    return {f"{n}.grad": report.chain.errors[n] for n in ("A", "B", "L")}
 
 
 def check_chain(ctx: Context) -> Evidence:
-    ly = ctx.shared("P3.layer", partial(_layer, ctx))
-    combined = {line.target: line.printed(ly, ly.true) for line in COMBINED}
-    runs = {"printed": _run_in_order(ly, corrected=False), "corrected": _run_in_order(ly, True)}
-    errors = {
-        run: {key: max_error(combined[key], values[key]) for key in combined}
-        for run, values in runs.items()
-    }
-    tolerance = EXACT * max(1.0, max(ly.true[key].abs().max().item() for key in combined))
+    reports = ctx.shared("P3.derivations", partial(_reports, ctx))
+    printed, combined = reports["printed"].chain, reports["combined"].chain
+    errors = {run: _chain_errors(reports[run]) for run in ("printed", "corrected")}
+    tolerance = max(printed.tolerances[n] for n in ("A", "B", "L"))
     worst = max(errors["printed"].values())
+    wrong = [line.update.number for line in reports["printed"].lines if not line.holds]
     return holds(
         worst <= tolerance,
-        expected={key: _shown(runs["printed"][key]) for key in combined},
-        measured={key: _shown(combined[key]) for key in combined},
+        expected={f"{n}.grad": _shown(printed.values[n]) for n in ("A", "B", "L")},
+        measured={f"{n}.grad": _shown(combined.values[n]) for n in ("A", "B", "L")},
         tolerance=tolerance,
-        reference="the combined equations evaluated on the same layer (each confirmed against "
-        "autograd: P3.combined.A/B/L)",
+        reference="autograd (float64) on the whole graph L → μ → σ → L̃, which the combined "
+        "equations give (P3.combined.A/B/L) and central finite differences confirm",
         details={
             "max_error": worst,
             "relative": False,
             "errors": errors,
-            "corrected_lines": [line.id for line in LINES if line.corrected is not None],
+            "combined_errors": _chain_errors(reports["combined"]),
+            "corrected_lines": [line.id for line in LINES if line.corrected_text],
+            "caused_by": _ids(wrong),
+            "inherited": {
+                _BY_NUMBER[line.update.number].id: _ids(line.inherits_from)
+                for line in reports["printed"].lines
+                if line.inherits_from
+            },
+            "finite_differences": reports["printed"].finite_differences.to_dict(),
         },
         note=(
             "lines 1–8 run in order as printed give A.grad, B.grad, L.grad with errors "
