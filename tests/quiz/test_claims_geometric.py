@@ -1,4 +1,8 @@
+from types import SimpleNamespace
+
 import pytest
+from scipy import optimize
+from torch.distributions import Geometric
 
 from infonorm import geometric
 from infonorm.quiz.claims import Context
@@ -46,3 +50,95 @@ def test_closed_form_evidence_carries_figure_data():
     assert len(details["populations"]) == len(claims.populations())
     assert all(len(row["lam"]) == len(row["scipy"]) for row in details["populations"])
     assert details["empirical"]
+
+
+# ---------------------------------------------------------------------------- references outside
+
+
+def _shifted(function, factor):
+    def shifted(*args, **kwargs):
+        return factor * function(*args, **kwargs)
+
+    return shifted
+
+
+class _MeanOff(Geometric):
+    """torch's Geometric with a mean off by one part in 1e9."""
+
+    @property
+    def mean(self):
+        return super().mean * (1 + 1e-9)
+
+
+def _concave(population, lam):
+    return 10 - (lam - 0.5) ** 2
+
+
+# the references themselves, kept before any test replaces them
+ORIGINAL_CROSS_ENTROPY = claims._direct_cross_entropy
+ORIGINAL_DERIVATIVES = claims._autograd_derivatives
+ORIGINAL_SERIES_MEAN = claims._series_mean
+ORIGINAL_MINIMIZE = optimize.minimize_scalar
+
+
+def _series_off(lam, tail_bound):
+    partial_sum, tail, K = ORIGINAL_SERIES_MEAN(lam, tail_bound)
+    return partial_sum + 1e-6, tail, K
+
+
+# each claim's reference outside infonorm, made wrong: the claim must then fail, which shows
+# that the reference decides the verdict rather than sitting beside it
+CORRUPTIONS = {
+    "P1.a": ("_direct_cross_entropy", lambda: _shifted(ORIGINAL_CROSS_ENTROPY, 1.001)),
+    "P1.b": (
+        "optimize.minimize_scalar",
+        lambda: lambda f, **kw: SimpleNamespace(x=ORIGINAL_MINIMIZE(f, **kw).x + 1e-3),
+    ),
+    "P1.b.derivative": (
+        "_autograd_derivatives",
+        lambda: lambda mu, lam: (ORIGINAL_DERIVATIVES(mu, lam)[0] * 1.001, 1.0),
+    ),
+    "P1.b.convexity": ("_direct_cross_entropy", lambda: _concave),
+    "P1.c": ("Geometric", lambda: _MeanOff),
+    "P1.c.series": ("_series_mean", lambda: _series_off),
+}
+
+
+def test_every_problem_one_claim_has_a_corruption_of_its_outside_reference():
+    assert set(CORRUPTIONS) == set(CLAIMS)
+
+
+@pytest.mark.parametrize("claim_id", sorted(CLAIMS))
+def test_each_problem_one_claim_names_a_reference_outside_infonorm(claim_id):
+    evidence = evaluate(CLAIMS[claim_id], Context(quick=True)).evidence
+    reference = evidence.reference
+    assert reference
+    assert "infonorm" not in reference
+    assert "geometric." not in reference  # infonorm's own module
+    assert any(name in reference for name in ("scipy", "torch", "math.fsum"))
+
+
+@pytest.mark.parametrize("claim_id", sorted(CLAIMS))
+def test_each_problem_one_claim_fails_when_its_outside_reference_is_wrong(claim_id, monkeypatch):
+    target, make = CORRUPTIONS[claim_id]
+    owner, _, name = target.rpartition(".")
+    monkeypatch.setattr(getattr(claims, owner) if owner else claims, name, make())
+    assert evaluate(CLAIMS[claim_id], Context(quick=True)).verdict == "refuted"
+
+
+def test_convexity_is_also_seen_in_scipys_cross_entropy_without_derivatives():
+    evidence = evaluate(CLAIMS["P1.b.convexity"], Context(quick=True)).evidence
+    checks = {c["label"]: c for c in evidence.details["checks"]}
+    assert set(checks) == {"autograd", "scipy's H"}
+    assert checks["scipy's H"]["reference"] == claims.SCIPY_SUM
+    assert all(c["verdict"] == "confirmed" for c in checks.values())
+
+
+def test_the_gradient_fit_is_a_declared_cross_check_inside_infonorm():
+    evidence = evaluate(CLAIMS["P1.b"], Context(quick=True)).evidence
+    inside = [c for c in evidence.details["checks"] if "infonorm" in c["reference"]]
+    outside = [c for c in evidence.details["checks"] if "infonorm" not in c["reference"]]
+    assert inside
+    assert outside
+    assert all("cross-check" in c["reference"] for c in inside)
+    assert {c["reference"] for c in outside} == {"scipy.optimize.minimize_scalar"}
