@@ -412,10 +412,10 @@ def _negative_values_note(values: list[tuple[float, float, torch.dtype]]) -> str
     if measured >= 0:
         return ""
     return (
-        f"Some computed values of I are slightly negative (smallest {number(measured)}, in "
-        f"{_dtype_name(dtype)}, where the float64 reference gives {number(expected)}). I >= 0 "
-        "holds exactly; a value this close to 0 is rounding in the sums of the joint, and it "
-        f"is within the {_dtype_name(dtype)} tolerance of {number(TOLERANCE[dtype])}."
+        f"Some computed values of $I$ are slightly negative (smallest {number(measured)}, in "
+        f"{_dtype_name(dtype)}, where the float64 reference gives {number(expected)}). "
+        r"$I \ge 0$ holds exactly; a value this close to 0 is rounding in the sums of the "
+        f"joint, and it is within the {_dtype_name(dtype)} tolerance of {number(TOLERANCE[dtype])}."
     )
 
 

@@ -150,11 +150,12 @@ def chain_explanation(entries: dict[str, dict[str, Any]]) -> str:
         f"give gradients off by up to {number(gap)}."
     )
     if chain_is_consequence(entries):
-        ids = chain["details"].get("corrected_lines", [])
-        lines = " and ".join(i.removeprefix("P3.").replace("line", "line ") for i in ids)
+        numbers = [i.removeprefix("P3.line") for i in chain["details"].get("corrected_lines", [])]
+        lines = ("line " if len(numbers) == 1 else "lines ") + " and ".join(numbers)
+        lines = lines if numbers else "the wrong lines"
         fixed = max(errors["corrected"].values())
         text += (
-            f" With {lines or 'the wrong lines'} corrected they give the combined equations "
+            f" With {lines} corrected they give the combined equations "
             f"(largest difference {number(fixed)}): P3.chain fails only because of those "
             "lines, not because of a third error."
         )

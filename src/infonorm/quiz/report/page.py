@@ -214,17 +214,21 @@ def _problem_section(problem: str, entries: dict[str, dict[str, Any]], fig: Figu
     blocks = [f"<h2 id='{problem}'>{prose(module.TITLE)}</h2><p>{prose(module.INTRO)}</p>"]
     if problem == "P3":
         blocks.append(layer_norm.CHECK_YOUR_OWN)
+    corrected = {c.id for c in layer_norm.corrections(entries)}
     for claim_id, entry in entries.items():
         if claim_id == layer_norm.LINE_IDS[0]:
             blocks.append(layer_norm.method(entries))
         # the figures first, so that they are numbered before the card links to them
         shown_figures = "".join(make(entries, fig) for make in figures.get(claim_id, []))
         more = extra[claim_id](entries) if claim_id in extra else ""
-        blocks.append(_card(entry, fig, entries, more) + shown_figures)
+        card = _card(entry, fig, entries, more, corrected=claim_id in corrected)
+        blocks.append(card + shown_figures)
     return "<section>" + "".join(blocks) + "</section>"
 
 
-def _card(entry: dict[str, Any], fig: Figures, entries: dict[str, dict], more: str) -> str:
+def _card(
+    entry: dict[str, Any], fig: Figures, entries: dict[str, dict], more: str, *, corrected: bool
+) -> str:
     claim_id = entry["id"]
     d = entry["details"]
     if d.get("latex"):  # a line of the printed solution: its equation, typeset
@@ -245,7 +249,7 @@ def _card(entry: dict[str, Any], fig: Figures, entries: dict[str, dict], more: s
     )
     fix = (
         f" <a href='#fix-{escape(claim_id)}'>The correction</a> is shown at the top."
-        if any(c.id == claim_id for c in layer_norm.corrections(entries))
+        if corrected
         else ""
     )
     reference = prose(entry["reference"]) or "—"

@@ -121,7 +121,7 @@ ul.notes { font-size: 14px; color: #4b5563; }
   table.summary td::before { content: attr(data-label); display: block; font-size: 12px;
                              color: #5b6474; font-weight: 600; }
   table.summary td:first-child::before { content: none; }
-  table.summary td:nth-child(4) { display: none; }
+  table.summary td:nth-child(4) { font-size: 13px; color: #4b5563; }
   math.display { math-style: compact; font-size: 1em; }
   .eq { background: linear-gradient(to left, #eef1f5, white 1.2rem) right / 1.2rem 100% no-repeat;
         padding-right: 1.2rem; }
