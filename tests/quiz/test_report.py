@@ -44,7 +44,7 @@ def test_report_writes_claims_meta_and_escaped_page(tmp_path):
     assert entries[1]["verdict"] == "refuted"
     page = (out / "index.html").read_text()
     assert "&lt;with&gt; markup &amp; more" in page
-    assert "sign error" in page
+    assert "sign error" in page.lower()
     assert json.loads((out / "meta.json").read_text())["seed"] == 3
 
 

@@ -50,6 +50,8 @@ def mathml(latex: str, *, display: bool = False) -> str:
         markup = convert(readable(latex), display="block" if display else "inline")
     except Exception:  # latex2mathml's errors share no base class but Exception
         return f"<code>{escape(latex)}</code>"
+    # the quiz's "+=" is one operator, not a plus and an equals sign spaced apart
+    markup = markup.replace("<mo>&#x0002B;</mo><mo>&#x0003D;</mo>", "<mo>+=</mo>")
     return markup.replace(' display="block"', ' class="display"', 1)
 
 

@@ -171,15 +171,24 @@ def equation(entry: dict[str, Any]) -> str:
 
 
 def line_evidence(entry: dict[str, Any]) -> str:
-    """'as printed 3.81, true σ.grad 7.50 (autograd)' for a line's card."""
+    """'As printed it gives −3.81; the true σ.grad is 7.5' for a line's card."""
     d = entry["details"]
     if "printed" not in d or "true" not in d:
         return ""
     target = typeset_symbols(d.get("true_value_of", "the true value"))
     return (
-        f"As printed it gives {escape(shown(d['printed']))}; the true {prose(target)} "
-        f"is {escape(shown(d['true']))}."
+        f"As printed it gives {_entries(d['printed'], d.get('shape'))}; the true "
+        f"{prose(target)} is {_entries(d['true'], d.get('shape'))}"
     )
+
+
+def _entries(value: Any, shape: list[int] | None) -> str:
+    """A line's value: a number, or the first entries of a vector or matrix, said so."""
+    if not isinstance(value, list):
+        return escape(shown(value))
+    total = int(np.prod(shape)) if shape else len(value)
+    more = f" (the first {len(value)} of {total} entries)" if total > len(value) else ""
+    return escape(shown(value, limit=len(value))) + more
 
 
 def method(entries: dict[str, dict[str, Any]]) -> str:

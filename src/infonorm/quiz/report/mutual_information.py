@@ -289,7 +289,7 @@ def digits_runs_table(entries: dict[str, dict[str, Any]]) -> str:
     rows = [
         [
             str(r["seed"]),
-            OBJECTIVES[r["objective"]],
+            "MMI" if r["objective"] == "mmi" else "cross-entropy",
             f"{r['train_mutual_information']:.3f}",
             f"{r['test_mutual_information']:.3f}",
             f"{r['raw_accuracy']:.3f}",

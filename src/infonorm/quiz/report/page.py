@@ -233,7 +233,8 @@ def _card(
     d = entry["details"]
     if d.get("latex"):  # a line of the printed solution: its equation, typeset
         statement = "<p>As printed in the solution:</p>" + layer_norm.equation(entry)
-        evidence = layer_norm.line_evidence(entry) + " " + prose(evidence_summary(entry)) + "."
+        lead = layer_norm.line_evidence(entry)
+        evidence = (f"{lead}: " if lead else "") + prose(evidence_summary(entry)) + "."
     else:
         statement = f"<p class='statement'>{prose(entry['statement'])}</p>"
         evidence = prose(evidence_summary(entry)) + "."
@@ -242,7 +243,9 @@ def _card(
     elif entry["note"] and not d.get("latex"):
         note = entry["note"]
         evidence += (
-            f" <code>{escape(note)}</code>" if entry["verdict"] == "error" else " " + prose(note)
+            f" <code>{escape(note)}</code>"
+            if entry["verdict"] == "error"
+            else " " + prose(note[:1].upper() + note[1:])
         )
     figures = ", ".join(
         f"<a href='#{anchor}'>Figure {n}</a>" for n, anchor in fig.of_claim.get(claim_id, [])
@@ -293,7 +296,8 @@ def _numbers(entry: dict[str, Any], more: str) -> str:
         else ("the quiz's formula gives", "the independent reference gives")
     )
     sides = ""
-    if entry["expected"] is not None or entry["measured"] is not None:
+    # a combined check's sides are lists of its parts' values: its table says more
+    if not checks and (entry["expected"] is not None or entry["measured"] is not None):
         sides = (
             f"<dl><dt>{said}</dt><dd>{prose(shown(entry['expected']))}</dd>"
             f"<dt>{found}</dt><dd>{prose(shown(entry['measured']))}</dd></dl>"
