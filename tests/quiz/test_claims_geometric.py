@@ -8,8 +8,15 @@ from infonorm import geometric
 from infonorm.quiz.claims import Context
 from infonorm.quiz.claims import geometric as claims
 from infonorm.quiz.claims.engine import evaluate
+from tests.quiz.test_report import INLINE_MATH, PSEUDO_LATEX
 
 CLAIMS = {claim.id: claim for claim in claims.CLAIMS}
+
+
+@pytest.fixture(scope="module")
+def results():
+    """Every problem 1 claim evaluated once, quick, for the checks that only read them."""
+    return {claim.id: evaluate(claim, Context(seed=0, quick=True)) for claim in claims.CLAIMS}
 
 
 def test_problem_one_claims_are_the_quiz_parts():
@@ -18,8 +25,8 @@ def test_problem_one_claims_are_the_quiz_parts():
 
 
 @pytest.mark.parametrize("claim_id", sorted(CLAIMS))
-def test_every_problem_one_claim_is_confirmed(claim_id):
-    result = evaluate(CLAIMS[claim_id], Context(seed=0, quick=True))
+def test_every_problem_one_claim_is_confirmed(results, claim_id):
+    result = results[claim_id]
     assert result.verdict == "confirmed", result.evidence.note or result.evidence.details
 
 
@@ -45,8 +52,8 @@ def test_mean_check_refutes_a_wrong_optimum(monkeypatch):
     assert evaluate(CLAIMS["P1.c.series"], Context(quick=True)).verdict == "refuted"
 
 
-def test_closed_form_evidence_carries_figure_data():
-    details = evaluate(CLAIMS["P1.a"], Context(quick=True)).evidence.details
+def test_closed_form_evidence_carries_figure_data(results):
+    details = results["P1.a"].evidence.details
     assert len(details["populations"]) == len(claims.populations())
     assert all(len(row["lam"]) == len(row["scipy"]) for row in details["populations"])
     assert details["empirical"]
@@ -109,8 +116,8 @@ def test_every_problem_one_claim_has_a_corruption_of_its_outside_reference():
 
 
 @pytest.mark.parametrize("claim_id", sorted(CLAIMS))
-def test_each_problem_one_claim_names_a_reference_outside_infonorm(claim_id):
-    evidence = evaluate(CLAIMS[claim_id], Context(quick=True)).evidence
+def test_each_problem_one_claim_names_a_reference_outside_infonorm(results, claim_id):
+    evidence = results[claim_id].evidence
     reference = evidence.reference
     assert reference
     assert "infonorm" not in reference
@@ -126,19 +133,27 @@ def test_each_problem_one_claim_fails_when_its_outside_reference_is_wrong(claim_
     assert evaluate(CLAIMS[claim_id], Context(quick=True)).verdict == "refuted"
 
 
-def test_convexity_is_also_seen_in_scipys_cross_entropy_without_derivatives():
-    evidence = evaluate(CLAIMS["P1.b.convexity"], Context(quick=True)).evidence
+def test_convexity_is_also_seen_in_scipys_cross_entropy_without_derivatives(results):
+    evidence = results["P1.b.convexity"].evidence
     checks = {c["label"]: c for c in evidence.details["checks"]}
     assert set(checks) == {"autograd", "scipy's H"}
     assert checks["scipy's H"]["reference"] == claims.SCIPY_SUM
     assert all(c["verdict"] == "confirmed" for c in checks.values())
 
 
-def test_the_gradient_fit_is_a_declared_cross_check_inside_infonorm():
-    evidence = evaluate(CLAIMS["P1.b"], Context(quick=True)).evidence
+def test_the_gradient_fit_is_a_declared_cross_check_inside_infonorm(results):
+    evidence = results["P1.b"].evidence
     inside = [c for c in evidence.details["checks"] if "infonorm" in c["reference"]]
     outside = [c for c in evidence.details["checks"] if "infonorm" not in c["reference"]]
     assert inside
     assert outside
     assert all("cross-check" in c["reference"] for c in inside)
     assert {c["reference"] for c in outside} == {"scipy.optimize.minimize_scalar"}
+
+
+@pytest.mark.parametrize("claim_id", sorted(CLAIMS))
+def test_math_in_what_the_page_shows_is_marked_for_typesetting(results, claim_id):
+    evidence = results[claim_id].evidence
+    claim = CLAIMS[claim_id]
+    for text in (claim.statement, claim.title, evidence.reference, evidence.summary):
+        assert not PSEUDO_LATEX.findall(INLINE_MATH.sub("", text)), text

@@ -9,6 +9,7 @@ from infonorm.quiz.claims import Context
 from infonorm.quiz.claims import mutual_information as claims
 from infonorm.quiz.claims.engine import evaluate
 from infonorm.quiz.report.markup import evidence_summary
+from tests.quiz.test_report import INLINE_MATH, PSEUDO_LATEX
 
 CLAIMS = {claim.id: claim for claim in claims.CLAIMS}
 
@@ -217,3 +218,11 @@ def test_digits_states_the_restarts_and_their_spread(results):
     within = evidence.details["restarts_within_gap"]
     assert f"{within} of {len(matched)} within" in evidence.summary
     assert "best of N MMI restarts" in CLAIMS["P2.train.digits"].statement
+
+
+@pytest.mark.parametrize("claim_id", sorted(CLAIMS))
+def test_math_in_what_the_page_shows_is_marked_for_typesetting(results, claim_id):
+    evidence = results[claim_id].evidence
+    claim = CLAIMS[claim_id]
+    for text in (claim.statement, claim.title, evidence.reference, evidence.summary, evidence.note):
+        assert not PSEUDO_LATEX.findall(INLINE_MATH.sub("", text)), text

@@ -133,6 +133,8 @@ class _Page(HTMLParser):
 # LaTeX or its plain-text imitations, outside typeset math: a command, a braced script, a
 # one-letter symbol with a subscript (Q_λ, E_x, y_b), λ*, Σ_
 PSEUDO_LATEX = re.compile(r"\\[A-Za-z]+|[_^]\{|\$|(?<![\w.])[A-Za-zλμσΣΛ]_[\wλμσ{(]|λ\*|Σ_")
+# math marked for typesetting, which the page turns into MathML
+INLINE_MATH = re.compile(r"(?<!\\)\$.+?(?<!\\)\$")
 RECORD = {
     "command": "infonorm bench --op layer_norm --device cpu --out /home/someone/out/x.json",
     "environment": {"date": "2026-11-26 01:37 UTC", "processor": "a test CPU", "threads": 2,
