@@ -5,7 +5,16 @@ import pytest
 import torch
 
 from infonorm.quiz.claims import Claim, Context, select
-from infonorm.quiz.claims.engine import combine, evaluate, holds, jsonable, max_error, within
+from infonorm.quiz.claims.engine import (
+    below,
+    combine,
+    evaluate,
+    holds,
+    jsonable,
+    max_error,
+    number,
+    within,
+)
 
 
 def test_within_confirms_inside_tolerance_and_refutes_outside():
@@ -97,3 +106,67 @@ def test_select_filters_by_problem_and_rejects_unknown():
         select(["P7"])
     ids = [c.id for c in select()]
     assert len(ids) == len(set(ids))
+
+
+# ---------------------------------------------------------------------------- per-part tolerances
+
+
+def _dtype_parts(float64_error: float) -> list:
+    """A float64 part checked at 1e-12 and a bfloat16 part checked at 2e-2."""
+    return [
+        within([1.0], [1.0 + float64_error], 1e-12, reference="r", label="float64"),
+        within([1.0], [1.01], 2e-2, reference="r", label="bfloat16"),
+    ]
+
+
+def test_combine_keeps_each_parts_own_tolerance_and_error():
+    combined = combine(_dtype_parts(1e-15), reference="both")
+    checks = {c["label"]: c for c in combined.details["checks"]}
+    assert checks["float64"]["tolerance"] == 1e-12
+    assert checks["float64"]["max_error"] == pytest.approx(1e-15, abs=2e-16)
+    assert checks["bfloat16"]["tolerance"] == 2e-2
+    assert checks["bfloat16"]["max_error"] == pytest.approx(0.01)
+    # the loosest tolerance is no headline for the float64 part
+    assert combined.tolerance is None
+    assert "max_error" not in combined.details
+    assert "float64: largest difference" in combined.summary
+    assert "(allowed 1e−12)" in combined.summary
+    assert "bfloat16: largest difference 0.01 (allowed 0.02)" in combined.summary
+
+
+def test_a_float64_part_outside_its_own_tolerance_is_refuted_and_named():
+    combined = combine(_dtype_parts(1e-6), reference="both")  # far inside bfloat16's 0.02
+    assert combined.verdict == "refuted"
+    refuted = [c["label"] for c in combined.details["checks"] if c["verdict"] == "refuted"]
+    assert refuted == ["float64"]
+    assert "float64: largest difference 1e−6 (allowed 1e−12)" in combined.summary
+
+
+def test_combine_flattens_nested_parts_with_both_labels():
+    inner = combine(_dtype_parts(0.0), reference="r", label="soft predictions")
+    outer = combine([inner, holds(True, expected=1, measured=1, reference="s")], reference="all")
+    labels = [c["label"] for c in outer.details["checks"]]
+    assert labels == ["soft predictions, float64", "soft predictions, bfloat16", ""]
+
+
+def test_parts_sharing_a_tolerance_keep_it_as_the_headline():
+    parts = [within([1.0], [1.0 + e], 1e-9, reference="r") for e in (1e-12, 3e-10)]
+    combined = combine(parts, reference="r", over="2 populations")
+    assert combined.tolerance == 1e-9
+    assert combined.details["max_error"] == pytest.approx(3e-10)
+    assert combined.summary == "largest difference 3e−10 (allowed 1e−9) on 2 populations"
+
+
+def test_below_judges_an_error_measured_elsewhere():
+    assert below(1e-11, 1e-10, reference="r").verdict == "confirmed"
+    refuted = below(1e-9, 1e-10, reference="r", relative=True, label="float64")
+    assert refuted.verdict == "refuted"
+    assert refuted.summary == "largest relative difference 1e−9 (allowed 1e−10)"
+
+
+def test_numbers_for_sentences():
+    assert number(6.006e-16) == "6e−16"
+    assert number(2.0148e-10) == "2e−10"
+    assert number(0.0049) == "0.0049"
+    assert number(math.inf) == "∞"
+    assert number(-3.81) == "−3.8"

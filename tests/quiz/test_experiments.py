@@ -106,3 +106,19 @@ def test_digits_runs_keep_confusions_and_relabelings():
     ce = experiment.of("cross_entropy")[0]
     assert ce.raw_accuracy > 0.85
     assert all(ce.mapping[c] == c for c in ce.mapping)
+
+
+def test_training_runs_on_one_thread_and_restores_the_count():
+    outside = torch.get_num_threads()
+    torch.set_num_threads(2)  # as on a two-core machine, whatever this one has
+    seen = []
+    x, y = binary.separable_binary(torch.Generator().manual_seed(2), n=16, margin=0.3)
+    model = nn.Linear(2, 2)
+    original = model.forward
+    model.forward = lambda z: seen.append(torch.get_num_threads()) or original(z)
+    try:
+        training.train(model, x, y, "mmi", steps=3, lr=0.1)
+        assert set(seen) == {1}
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(outside)

@@ -1,7 +1,7 @@
 import json
 
 from infonorm.quiz.report import benchmarks
-from infonorm.quiz.report.benchmarks import benchmark_figures
+from infonorm.quiz.report.benchmarks import appendix
 from infonorm.quiz.report.figures import Figures
 
 CUDA_ROWS = [
@@ -12,18 +12,20 @@ CUDA_ROWS = [
 CPU_ROWS = [{"scope": "layer", "shape": "2×3×4", "ours ms": 1.5, "composite ms": 3.0}]
 
 
-def _write(folder, op, device, columns, rows):
+def _write(folder, op, device, columns, rows, environment):
     record = {
-        "command": f"infonorm bench --op {op} --device {device}",
-        "environment": {"date": "2026-11-26", "gpu": "a GPU", "copy TB/s": 4.0},
+        "command": f"infonorm bench --op {op} --device {device} --out /root/out/{op}.json",
+        "environment": environment,
         "columns": columns,
         "rows": rows,
-        "notes": [f"a note about {device}"],
+        "notes": [f"a note about {device}", "target: ours/composite <= 0.7 (met)"],
     }
     (folder / f"{op}-{device}.json").write_text(json.dumps(record), encoding="utf-8")
 
 
-def test_every_committed_result_gets_a_figure_a_table_and_its_notes(tmp_path, monkeypatch):
+def test_every_recorded_result_gets_its_machine_date_command_figure_and_table(
+    tmp_path, monkeypatch
+):
     charts = []
     for kind in ("_bandwidth_chart", "_time_chart"):
         original = getattr(benchmarks, kind)
@@ -35,26 +37,40 @@ def test_every_committed_result_gets_a_figure_a_table_and_its_notes(tmp_path, mo
         monkeypatch.setattr(benchmarks, kind, spy)
     results = tmp_path / "results"
     results.mkdir()
-    _write(results, "layer_norm", "cuda", list(CUDA_ROWS[0]), CUDA_ROWS)
-    _write(results, "layer_norm", "cpu", list(CPU_ROWS[0]), CPU_ROWS)
-    html = benchmark_figures("layer_norm", Figures(tmp_path / "page"), results)
-    for device in ("cpu", "cuda"):
-        svg = tmp_path / "page" / "figures" / f"bench_layer_norm_{device}.svg"
-        assert svg.stat().st_size > 1000
+    gpu = {"date": "2026-11-26", "gpu": "a GPU", "cuda": "13.0", "copy TB/s": 4.0}
+    cpu = {"date": "2026-11-25", "processor": "a CPU", "threads": 2}
+    _write(results, "layer_norm", "cuda", list(CUDA_ROWS[0]), CUDA_ROWS, gpu)
+    _write(results, "layer_norm", "cpu", list(CPU_ROWS[0]), CPU_ROWS, cpu)
+    fig = Figures(tmp_path / "page")
+    html = appendix(str(results), fig)
+    figures = sorted(p.name for p in (tmp_path / "page" / "figures").iterdir())
+    assert figures == [
+        "bench_layer_norm_cpu.svg",
+        "bench_layer_norm_cuda-forward.svg",
+        "bench_layer_norm_cuda-training.svg",
+    ]
+    assert "Figure 1." in html
+    assert "Figure 2." in html
+    for device, machine, date in (("cpu", "a CPU", "2026-11-25"), ("cuda", "a GPU", "2026-11-26")):
         assert f"a note about {device}" in html
-        assert f"infonorm bench --op layer_norm --device {device}" in html
-    # results with effective bandwidth per peer are drawn as TB/s against the copy rate
+        assert f"<code>infonorm bench --op layer_norm --device {device}</code>" in html
+        assert machine in html
+        assert date in html
+    # a recording's own goals and where it wrote its file are not the reader's business
+    assert "target" not in html
+    assert "/root/out" not in html
+    assert html.count("<div class='scroll'><table>") == 2
+    # results with effective bandwidth per peer are drawn as TB/s against the copy rate;
+    # times as dots on a log axis
     assert sorted(charts) == [
         ("bench_layer_norm_cpu", "_time_chart"),
         ("bench_layer_norm_cuda", "_bandwidth_chart"),
     ]
 
 
-def test_a_missing_result_says_how_to_record_it(tmp_path):
-    html = benchmark_figures("mutual_information", Figures(tmp_path / "page"), tmp_path)
-    for device in ("cpu", "cuda"):
-        assert (
-            f"infonorm bench --op mutual_information --device {device} "
-            f"--out docs/results/mutual_information-{device}.json"
-        ) in html
+def test_a_file_that_is_not_a_result_is_left_out(tmp_path):
+    (tmp_path / "layer_norm-cpu.json").write_text('{"variants": []}', encoding="utf-8")
+    (tmp_path / "layer_norm-cuda.json").write_text("not json", encoding="utf-8")
+    html = appendix(str(tmp_path), Figures(tmp_path / "page"))
+    assert "No benchmark results were recorded" in html
     assert not list((tmp_path / "page" / "figures").iterdir())

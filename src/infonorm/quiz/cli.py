@@ -65,6 +65,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     reproduce.add_argument("--seed", type=_seed, default=0, metavar="N", help="random seed (0)")
     reproduce.add_argument("--quick", action="store_true", help="smaller grids and training runs")
+    reproduce.add_argument(
+        "--results",
+        type=_folder,
+        default=None,
+        metavar="DIR",
+        help="a folder of recorded benchmark results to show in the report's appendix "
+        "(in a source checkout: docs/results)",
+    )
 
     fit = commands.add_parser("fit", help="fit Q_λ(k) = (1−λ)λ^k to counts in a file")
     fit.add_argument(
@@ -99,6 +107,13 @@ def _problems(text: str) -> list[str]:
             f"expected a comma-separated list of {', '.join(PROBLEMS)}, got {text!r}"
         )
     return list(dict.fromkeys(chosen))
+
+
+def _folder(text: str) -> Path:
+    path = Path(text)
+    if not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a folder")
+    return path
 
 
 def _seed(text: str) -> int:
@@ -221,6 +236,7 @@ def _meta(args: argparse.Namespace, argv: list[str], seconds: float) -> dict:
         "command": " ".join(["infonorm", *argv]),
         "seed": args.seed,
         "quick": args.quick,
+        "results": str(args.results) if args.results else None,
         "problems": args.only or ["P1", "P2", "P3"],
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "seconds": seconds,

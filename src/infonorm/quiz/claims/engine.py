@@ -1,9 +1,13 @@
 """The claim engine: the quiz's statements as checks against independent references.
 
 A `Claim` pairs a statement of the quiz with a check. The check returns `Evidence`:
-what the quiz says (expected), what an independent reference measured, the tolerance,
-a verdict and the reference's name. A refuted claim is a finding about the source, not a
-failure of the run; a check that raises is recorded with verdict "error".
+what the quiz's formula gives (expected), what a reference outside infonorm gives
+(measured), the tolerance, a verdict, the reference's name and one sentence that says how
+the verdict was reached. A refuted claim is a finding about the source, not a failure of
+the run; a check that raises is recorded with verdict "error".
+
+Statements, titles and references hold math as LaTeX between $…$, which the report
+typesets; everything else in them is plain text.
 """
 
 from __future__ import annotations
@@ -28,7 +32,13 @@ T = TypeVar("T")
 
 @dataclass
 class Evidence:
-    """The outcome of one check."""
+    """The outcome of one check.
+
+    `summary` is one sentence of plain text on how the verdict was reached ("largest
+    difference 6e-16 (allowed 1e-9) on 7 populations"); `label` names a part of a combined
+    check ("float32", "soft predictions"). A tolerance of None on a combined check means
+    its parts have tolerances of their own (see `combine`).
+    """
 
     expected: Any
     measured: Any
@@ -37,6 +47,8 @@ class Evidence:
     reference: str
     details: dict[str, Any] = field(default_factory=dict)
     note: str = ""
+    summary: str = ""
+    label: str = ""
 
 
 def within(
@@ -48,10 +60,13 @@ def within(
     relative: bool = False,
     details: dict[str, Any] | None = None,
     note: str = "",
+    label: str = "",
+    over: str = "",
 ) -> Evidence:
     """Confirmed when every |measured − expected| <= tolerance (times |expected| if relative).
 
-    Infinite values agree only with the same infinity; NaN never agrees.
+    Infinite values agree only with the same infinity; NaN never agrees. `over` says what
+    the values were computed on, for the summary ("7 populations").
     """
     e = np.asarray(expected, dtype=np.float64)
     m = np.asarray(measured, dtype=np.float64)
@@ -60,7 +75,46 @@ def within(
     error = max_error(e, m, relative=relative)
     verdict: Verdict = "confirmed" if error <= tolerance else "refuted"
     info = {"max_error": error, "relative": relative, **(details or {})}
-    return Evidence(expected, measured, tolerance, verdict, reference, info, note)
+    summary = difference_sentence(error, tolerance, relative=relative, count=e.size, over=over)
+    return Evidence(expected, measured, tolerance, verdict, reference, info, note, summary, label)
+
+
+def below(
+    error: float,
+    tolerance: float,
+    *,
+    reference: str,
+    relative: bool = False,
+    label: str = "",
+    over: str = "",
+    details: dict[str, Any] | None = None,
+) -> Evidence:
+    """Confirmed when an error already measured against the reference is <= tolerance."""
+    verdict: Verdict = "confirmed" if error <= tolerance else "refuted"
+    info = {"max_error": error, "relative": relative, **(details or {})}
+    summary = difference_sentence(error, tolerance, relative=relative, over=over)
+    return Evidence(0.0, error, tolerance, verdict, reference, info, "", summary, label)
+
+
+def number(x: float) -> str:
+    """A number for a sentence: two significant digits, exponents without padding (6e-16)."""
+    if not math.isfinite(x):
+        return "∞" if x > 0 else ("−∞" if x < 0 else "NaN")
+    text = f"{x:.2g}"
+    mantissa, _, exponent = text.partition("e")
+    if exponent:
+        text = f"{mantissa}e{int(exponent)}"
+    return text.replace("-", "−")
+
+
+def difference_sentence(
+    error: float, tolerance: float, *, relative: bool = False, count: int = 0, over: str = ""
+) -> str:
+    """'largest difference 6e-16 (allowed 1e-9) over 42 values on 7 populations'."""
+    kind = "relative difference" if relative else "difference"
+    values = f" over {count} values" if count > 1 else ""
+    where = f" on {over}" if over else ""
+    return f"largest {kind} {number(error)} (allowed {number(tolerance)}){values}{where}"
 
 
 def max_error(expected: Any, measured: Any, *, relative: bool = False) -> float:
@@ -85,29 +139,104 @@ def holds(
     tolerance: float | None = None,
     details: dict[str, Any] | None = None,
     note: str = "",
+    summary: str = "",
+    label: str = "",
 ) -> Evidence:
-    """Evidence for a claim whose truth is a condition (an inequality, a count, a match)."""
+    """Evidence for a claim whose truth is a condition (an inequality, a count, a match).
+
+    `summary` says in one sentence what was found, from the measured values.
+    """
     verdict: Verdict = "confirmed" if bool(condition) else "refuted"
-    return Evidence(expected, measured, tolerance, verdict, reference, dict(details or {}), note)
+    return Evidence(
+        expected, measured, tolerance, verdict, reference, dict(details or {}), note, summary, label
+    )
 
 
-def combine(parts: Sequence[Evidence], *, reference: str, note: str = "") -> Evidence:
-    """One verdict from several sub-checks: refuted if any part is; each part kept in details."""
+def combine(
+    parts: Sequence[Evidence],
+    *,
+    reference: str,
+    note: str = "",
+    over: str = "",
+    summary: str = "",
+    label: str = "",
+) -> Evidence:
+    """One verdict from several sub-checks: refuted if any part is.
+
+    Each part keeps its own tolerance and error: `details["checks"]` lists them (nested
+    combinations flattened), and the combined tolerance and largest error are set only when
+    every part shares one tolerance, since the loosest tolerance of a float64 part and a
+    bfloat16 part says nothing about the float64 part. Every part is kept in full in
+    `details["parts"]`. The summary is built from the checks unless one is given.
+    """
     verdict: Verdict = "confirmed" if all(p.verdict == "confirmed" for p in parts) else "refuted"
-    details: dict[str, Any] = {"parts": [_evidence_dict(p) for p in parts]}
-    errors = [p.details.get("max_error") for p in parts]
-    if parts and all(isinstance(e, float) for e in errors):
+    checks = [check for part in parts for check in _checks(part)]
+    details: dict[str, Any] = {"parts": [_evidence_dict(p) for p in parts], "checks": checks}
+    tolerances = {c["tolerance"] for c in checks}
+    relative = {c["relative"] for c in checks}
+    errors = [c["max_error"] for c in checks]
+    shared = len(tolerances) == 1 and len(relative) == 1 and None not in tolerances
+    tolerance = next(iter(tolerances)) if shared else None
+    if shared and all(isinstance(e, float) for e in errors):
         details["max_error"] = max(errors)
-        details["relative"] = all(p.details.get("relative") for p in parts)
+        details["relative"] = relative.pop()
     return Evidence(
         expected=[p.expected for p in parts],
         measured=[p.measured for p in parts],
-        tolerance=max((p.tolerance for p in parts if p.tolerance is not None), default=None),
+        tolerance=tolerance,
         verdict=verdict,
         reference=reference,
         details=details,
         note=note,
+        summary=summary or _combined_summary(checks, details, tolerance, over),
+        label=label,
     )
+
+
+def _checks(evidence: Evidence) -> list[dict[str, Any]]:
+    """The leaf checks of `evidence`: one row per part with its own tolerance and error."""
+    nested = evidence.details.get("checks")
+    if nested:
+        label = evidence.label
+        return [{**c, "label": ", ".join(filter(None, (label, c["label"])))} for c in nested]
+    error = evidence.details.get("max_error")
+    return [
+        {
+            "label": evidence.label,
+            "reference": evidence.reference,
+            "verdict": evidence.verdict,
+            "tolerance": evidence.tolerance,
+            "max_error": float(error) if isinstance(error, (int, float)) else None,
+            "relative": bool(evidence.details.get("relative", False)),
+            "summary": evidence.summary,
+        }
+    ]
+
+
+def _combined_summary(
+    checks: list[dict[str, Any]], details: dict[str, Any], tolerance: float | None, over: str
+) -> str:
+    """One sentence: the largest error against the shared tolerance, or else one clause per
+    label and tolerance (each with its own largest error), then what the other parts found."""
+    if tolerance is not None and "max_error" in details:
+        return difference_sentence(
+            details["max_error"], tolerance, relative=details["relative"], over=over
+        )
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for c in checks:
+        numeric = c["max_error"] is not None and c["tolerance"] is not None
+        key = (c["label"], c["tolerance"], c["relative"]) if numeric else (c["label"], c["summary"])
+        groups.setdefault(key, []).append(c)
+    clauses = []
+    for key, group in groups.items():
+        label = f"{key[0]}: " if key[0] else ""
+        if len(key) == 3:
+            worst = max(c["max_error"] for c in group)
+            clauses.append(label + difference_sentence(worst, key[1], relative=key[2]))
+        elif key[1]:
+            clauses.append(label + key[1])
+    where = f" (on {over})" if over else ""
+    return "; ".join(clauses) + where
 
 
 @dataclass
@@ -212,6 +341,8 @@ def _evidence_dict(evidence: Evidence) -> dict[str, Any]:
         "tolerance": jsonable(evidence.tolerance),
         "reference": evidence.reference,
         "note": evidence.note,
+        "summary": evidence.summary,
+        "label": evidence.label,
         "details": jsonable(evidence.details),
     }
 

@@ -1,8 +1,10 @@
 """Problem 1 claims: cross-entropy of Q_λ(k) = (1 − λ)λ^k, its minimizer and the fitted mean.
 
 Every check evaluates the quiz's formula (through `infonorm.geometric`) against a reference
-that does not use it: scipy.stats' negative binomial (Q_λ is NB(n=1, p=1 − λ)) summed over
-the population, scipy.optimize, autograd through torch.distributions, or a bounded series.
+outside infonorm, named in the claim's `reference`: scipy.stats' negative binomial (Q_λ is
+NB(n=1, p=1 − λ)) summed over the population, scipy.optimize, autograd through
+torch.distributions, or a series summed by math.fsum. Checks inside infonorm (its gradient
+fit) are kept beside them as cross-checks, labeled as such.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from sklearn.datasets import load_digits, load_linnerud
 from torch.distributions import Geometric
 
 from infonorm import geometric
-from infonorm.quiz.claims.engine import Claim, Context, Evidence, combine, holds, within
+from infonorm.quiz.claims.engine import Claim, Context, Evidence, combine, holds, number, within
 
 LAMBDA_GRID = (0.05, 0.25, 0.5, 0.75, 0.95)
 
@@ -95,6 +97,13 @@ def _direct_cross_entropy(population: Population, lam: float) -> float:
     return population.expect(lambda k: -stats.nbinom.logpmf(k, 1, 1 - lam))
 
 
+# what the checks below compare with, outside infonorm
+SCIPY_SUM = (
+    r"scipy.stats, summing $\mathrm{Pop}(k)\,(-\ln Q_\lambda(k))$ over $k$ with "
+    r"$\ln Q_\lambda(k)$ = nbinom.logpmf$(k, 1, 1 - \lambda)$"
+)
+
+
 def check_closed_form(ctx: Context) -> Evidence:
     rows, expected, measured = [], [], []
     for population in ctx.track(populations(), "P1.a populations"):
@@ -119,7 +128,8 @@ def check_closed_form(ctx: Context) -> Evidence:
         measured,
         1e-9,
         relative=True,
-        reference="scipy.stats: Σ_k Pop(k)·(−nbinom.logpmf(k, n=1, p=1−λ)) over each population",
+        reference=SCIPY_SUM,
+        over=f"{len(rows)} populations",
         details={"populations": rows, "empirical": _empirical_frequencies()},
     )
 
@@ -162,6 +172,7 @@ def check_minimizer(ctx: Context) -> Evidence:
                 best.x,
                 1e-6,
                 reference="scipy.optimize.minimize_scalar",
+                label="scipy's minimizer",
             )
         )
         # our gradient fit on a sample of the population, against μ̂/(μ̂ + 1) of that sample
@@ -172,14 +183,17 @@ def check_minimizer(ctx: Context) -> Evidence:
                 geometric.optimal_lambda(fitted.mu),
                 fitted.lam,
                 1e-6,
-                reference="geometric.fit(method='gradient')",
+                reference="infonorm's geometric.fit(method='gradient'), a cross-check inside "
+                "infonorm: Newton steps on autograd derivatives of the empirical cross-entropy",
+                label="infonorm's gradient fit",
             )
         )
         paths.append({"population": population.name, "mu": fitted.mu, "path": fitted.path})
     evidence = combine(
         scipy_parts + gradient_parts,
-        reference="scipy.optimize.minimize_scalar on the directly evaluated H; "
-        "Newton/bisection on autograd derivatives of the empirical cross-entropy",
+        reference=r"scipy.optimize.minimize_scalar (bounded Brent) on $H(\mathrm{Pop}, Q_\lambda)$ "
+        "summed directly by scipy.stats, never through the closed form",
+        over=f"{len(scipy_parts)} populations",
     )
     evidence.details["populations"] = [p.name for p in populations()]
     evidence.details["gradient_paths"] = paths
@@ -218,12 +232,17 @@ def check_derivatives(ctx: Context) -> Evidence:
             printed_second.append(1 / (1 - lam) ** 2 + mu / lam**2)
     return combine(
         [
-            within(printed_first, auto_first, 1e-9, relative=True, reference="autograd"),
-            within(printed_second, auto_second, 1e-9, relative=True, reference="autograd"),
+            within(printed_first, auto_first, 1e-9, relative=True, reference="torch.autograd"),
+            within(printed_second, auto_second, 1e-9, relative=True, reference="torch.autograd"),
         ],
-        reference="autograd (first and second derivative) through torch.distributions.Geometric"
-        f" on a {len(mus)}×{len(lams)} grid of μ in [0, 1000] and λ in (0, 1)",
+        reference="torch.autograd through torch.distributions.Geometric (first and second "
+        "derivative)",
+        over=f"a {len(mus)} × {len(lams)} grid of means in [0, 1000] and parameters in (0, 1)",
     )
+
+
+# λ of the second differences of scipy's H: a step of 0.02 across (0, 1)
+CONVEXITY_LAMBDAS = np.linspace(0.02, 0.98, 49)
 
 
 def check_convexity(ctx: Context) -> Evidence:
@@ -231,13 +250,39 @@ def check_convexity(ctx: Context) -> Evidence:
     curvature = np.array([[_autograd_derivatives(mu, lam)[1] for lam in lams] for mu in mus])
     smallest = float(curvature.min())
     where = np.unravel_index(curvature.argmin(), curvature.shape)
+    grid = holds(
+        smallest > 0,
+        expected="the second derivative is > 0 everywhere on the grid",
+        measured=smallest,
+        reference="torch.autograd through torch.distributions.Geometric",
+        summary=f"smallest second derivative {number(smallest)} on a {len(mus)} × {len(lams)} grid",
+        label="autograd",
+        details={"min_mu": float(mus[where[0]]), "min_lambda": float(lams[where[1]])},
+    )
+    return combine(
+        [grid, _scipy_second_differences()],
+        reference=r"torch.autograd's second derivative on a grid of $\mu$ and $\lambda$; "
+        f"second differences of {SCIPY_SUM}",
+    )
+
+
+def _scipy_second_differences() -> Evidence:
+    """H(λ − δ) − 2H(λ) + H(λ + δ) > 0 along a λ grid for every population, H summed by scipy:
+    convexity seen without any derivative, ours or autograd's."""
+    rows = []
+    for population in populations():
+        H = np.array([_direct_cross_entropy(population, lam) for lam in CONVEXITY_LAMBDAS])
+        rows.append({"population": population.name, "smallest": float(np.diff(H, 2).min())})
+    smallest = min(row["smallest"] for row in rows)
     return holds(
         smallest > 0,
-        expected="∂²_λ H > 0 everywhere on the grid",
+        expected="every second difference > 0",
         measured=smallest,
-        reference=f"autograd second derivative on a {len(mus)}×{len(lams)} grid "
-        "of μ in [0, 1000] and λ in (0, 1)",
-        details={"min_mu": float(mus[where[0]]), "min_lambda": float(lams[where[1]])},
+        reference=SCIPY_SUM,
+        summary=f"smallest second difference {number(smallest)} over "
+        f"{len(CONVEXITY_LAMBDAS)} points in (0, 1) on {len(rows)} populations",
+        label="scipy's H",
+        details={"lambda": CONVEXITY_LAMBDAS, "populations": rows},
     )
 
 
@@ -252,7 +297,8 @@ def check_mean(ctx: Context) -> Evidence:
         means,
         1e-12,
         relative=True,
-        reference="torch.distributions.Geometric(probs=1−λ*).mean",
+        reference=r"torch.distributions.Geometric(probs $= 1 - \lambda^*$).mean",
+        over="means from 0 to 1000",
         details={"lambda_star": lam_star},
     )
 
@@ -284,13 +330,17 @@ def check_mean_series(ctx: Context) -> Evidence:
         rows.append(
             {"mu": mu, "lambda_star": lam, "partial_sum": partial_sum, "K": K, "tail_bound": tail}
         )
+    worst = max(abs(r["mu"] - r["partial_sum"]) for r in rows)
     return holds(
         ok,
         expected=mus,
         measured=[r["partial_sum"] for r in rows],
         tolerance=max(r["tail_bound"] for r in rows),
-        reference="Σ_{k≤K} k(1−λ*)λ*^k by math.fsum, with Σ_{k>K} bounded in closed form",
-        details={"series": rows, "max_error": max(abs(r["mu"] - r["partial_sum"]) for r in rows)},
+        reference=r"the series $\sum_{k \le K} k (1 - \lambda^*) \lambda^{*k}$ summed by "
+        r"Python's math.fsum, its rest $\sum_{k > K}$ bounded in closed form",
+        summary=f"every partial sum is below the mean by at most its tail bound (largest gap "
+        f"{number(worst)}) for {len(rows)} means from 0 to 1000",
+        details={"series": rows, "max_error": worst},
     )
 
 
@@ -298,42 +348,48 @@ CLAIMS = [
     Claim(
         "P1.a",
         "P1",
-        "H(Pop, Q_λ) = −(ln(1 − λ) + μ ln λ), with μ = E_Pop[k].",
+        r"$H(\mathrm{Pop}, Q_\lambda) = -(\ln(1 - \lambda) + \mu \ln \lambda)$, "
+        r"with $\mu = E_{k \sim \mathrm{Pop}}[k]$.",
         check_closed_form,
         "closed-form cross-entropy",
     ),
     Claim(
         "P1.b",
         "P1",
-        "λ* = μ/(μ + 1) minimizes H(Pop, Q_λ).",
+        r"$\lambda^* = \mu/(\mu + 1)$ minimizes $H(\mathrm{Pop}, Q_\lambda)$.",
         check_minimizer,
-        "the minimizer λ*",
+        "the minimizer",
     ),
     Claim(
         "P1.b.derivative",
         "P1",
-        "∂_λ H(Pop, Q_λ) = 1/(1 − λ) − μ/λ and ∂²_λ H(Pop, Q_λ) = 1/(1 − λ)² + μ/λ².",
+        r"$\partial_\lambda H(\mathrm{Pop}, Q_\lambda) = 1/(1 - \lambda) - \mu/\lambda$ and "
+        r"$\partial^2_\lambda H(\mathrm{Pop}, Q_\lambda) = 1/(1 - \lambda)^2 + \mu/\lambda^2$.",
         check_derivatives,
         "first and second derivatives",
     ),
     Claim(
         "P1.b.convexity",
         "P1",
-        "∂²_λ H(Pop, Q_λ) > 0 for all λ ∈ [0, 1), μ ∈ [0, ∞): H is strictly convex in λ.",
+        r"$\partial^2_\lambda H(\mathrm{Pop}, Q_\lambda) > 0$ for all $\lambda \in [0, 1)$ and "
+        r"$\mu \in [0, \infty)$: $H$ is strictly convex in $\lambda$, so the stationary point "
+        "is the minimum.",
         check_convexity,
         "strict convexity",
     ),
     Claim(
         "P1.c",
         "P1",
-        "The mean of Q_λ* is μ: E_{k~Q_λ}[k] = λ/(1 − λ), and λ = μ/(μ + 1) gives μ.",
+        r"The mean of $Q_{\lambda^*}$ is $\mu$: $E_{k \sim Q_\lambda}[k] = \lambda/(1 - \lambda)$, "
+        r"and $\lambda^* = \mu/(\mu + 1)$ gives $\mu$.",
         check_mean,
         "mean of the fitted distribution",
     ),
     Claim(
         "P1.c.series",
         "P1",
-        "Σ_k k(1 − λ)λ^k = λ/(1 − λ), the series derivation of the mean.",
+        r"$\sum_k k (1 - \lambda) \lambda^k = \lambda/(1 - \lambda)$, the series behind the "
+        "mean.",
         check_mean_series,
         "the mean by its series",
     ),

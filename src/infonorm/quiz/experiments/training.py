@@ -7,7 +7,8 @@ the curves show what each objective does to the other.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,6 +43,20 @@ def recorded_steps(steps: int, points: int) -> set[int]:
     return set(np.linspace(0, steps, min(points, steps + 1)).round().astype(int).tolist())
 
 
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Run torch on one thread, then restore the count. The steps here are tiny (a few
+    hundred examples, a linear model): more threads cost more in handing work over than
+    they bring, and on a busy machine a thread waiting for a core stalls every step (8
+    binary runs: 5 s on one thread, 39 s on two, with other work on both cores)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def train(
     model: nn.Module,
     x: torch.Tensor,
@@ -57,15 +72,16 @@ def train(
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     keep = recorded_steps(steps, points)
     curve = Curve([], [], [])
-    for step in range(steps + 1):
-        z = model(x)
-        if step in keep:
-            _record(curve, step, z.detach(), target)
-        if step == steps:
-            break
-        optimizer.zero_grad()
-        loss(z, target).backward()
-        optimizer.step()
+    with one_thread():
+        for step in range(steps + 1):
+            z = model(x)
+            if step in keep:
+                _record(curve, step, z.detach(), target)
+            if step == steps:
+                break
+            optimizer.zero_grad()
+            loss(z, target).backward()
+            optimizer.step()
     return curve
 
 

@@ -1,10 +1,13 @@
-"""Small HTML pieces shared by the report's sections."""
+"""Small HTML pieces shared by the report's sections, and the one-line evidence of a claim."""
 
 from __future__ import annotations
 
 import math
 from html import escape
 from typing import Any
+
+from infonorm.quiz.claims.engine import difference_sentence
+from infonorm.quiz.claims.engine import number as _number
 
 
 def value(v: Any) -> float:
@@ -14,47 +17,69 @@ def value(v: Any) -> float:
     return float(v)
 
 
-def short(v: Any, limit: int = 4) -> str:
-    """A compact rendering of an expected or measured value for a table cell."""
-    if isinstance(v, float):
-        return f"{v:.6g}"
+def number(v: Any) -> str:
+    """A number from claims.json for a sentence (6e−16), or a dash if there is none."""
+    if isinstance(v, (int, float, str)) and not isinstance(v, bool):
+        try:
+            return _number(value(v))
+        except (KeyError, ValueError):
+            return str(v)
+    return "—"
+
+
+def shown(v: Any, limit: int = 3) -> str:
+    """A compact rendering of a value: numbers to 3 digits, long lists cut."""
+    if isinstance(v, bool) or v is None:
+        return "—" if v is None else str(v)
+    if isinstance(v, (int, float)):
+        return f"{v:.3g}".replace("-", "−")
     if isinstance(v, list):
-        shown = ", ".join(short(x, limit) for x in v[:limit])
         more = f", … ({len(v)} values)" if len(v) > limit else ""
-        return f"[{shown}{more}]"
+        return "[" + ", ".join(shown(x, limit) for x in v[:limit]) + more + "]"
     if isinstance(v, dict):
-        return "{" + ", ".join(f"{k}: {short(x, limit)}" for k, x in v.items()) + "}"
-    if v is None:
-        return "—"
+        return "; ".join(f"{k}: {shown(x, limit)}" for k, x in v.items())
     return str(v)
 
 
+def details_of(entries: dict[str, dict[str, Any]], claim_id: str) -> dict[str, Any]:
+    return entries[claim_id]["details"] if claim_id in entries else {}
+
+
 def evidence_summary(entry: dict[str, Any]) -> str:
-    """One line on how a claim was decided: its largest error against the tolerance."""
+    """One sentence, plain text, on how a claim was decided.
+
+    The claim's own summary when it wrote one; else its largest error against its
+    tolerance; for a check that could not run, its error message.
+    """
+    if entry["verdict"] == "error":
+        return entry["note"]
+    if entry.get("summary"):
+        return entry["summary"]
     error = entry["details"].get("max_error")
     tolerance = entry["tolerance"]
     if isinstance(error, (int, float)) and isinstance(tolerance, (int, float)):
-        kind = "relative " if entry["details"].get("relative") else ""
-        return f"{kind}error {error:.2g} (tolerance {tolerance:.0g})"
-    if entry["verdict"] == "error":
-        return entry["note"]
-    return f"measured {short(entry['measured'], 3)}"
+        relative = bool(entry["details"].get("relative"))
+        return difference_sentence(float(error), float(tolerance), relative=relative)
+    return f"measured {shown(entry['measured'])}"
 
 
 def verdict_badge(verdict: str) -> str:
     return f"<span class='verdict {escape(verdict)}'>{escape(verdict)}</span>"
 
 
-def figure_block(path: str, caption: str) -> str:
-    return (
-        f"<figure><img src='{escape(path)}' alt='{escape(caption[:120])}'>"
-        f"<figcaption>{escape(caption)}</figcaption></figure>"
-    )
-
-
-def table(header: list[str], rows: list[list[str]], *, raw: bool = False) -> str:
-    """An HTML table; cells are escaped unless `raw` (for cells that already hold markup)."""
+def table(header: list[str], rows: list[list[str]], *, raw: bool = False, kind: str = "") -> str:
+    """An HTML table in a box that scrolls sideways on its own when the table is wider than
+    the screen. Cells are escaped unless `raw`; every cell carries its column's name, so
+    that a narrow screen can show each row as a list."""
     cell = (lambda c: c) if raw else escape
     head = "".join(f"<th>{escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{cell(c)}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f"<td data-label='{escape(h)}'>{cell(c)}</td>" for h, c in zip(header, row, strict=True)
+        )
+        + "</tr>"
+        for row in rows
+    )
+    css = f" class='{escape(kind)}'" if kind else ""
+    return f"<div class='scroll'><table{css}><tr>{head}</tr>{body}</table></div>"
