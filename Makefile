@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 .PHONY: run test lint bench gpu-check clean
 
 run: $(STAMP)
-	$(BIN)/infonorm reproduce
+	$(BIN)/infonorm reproduce --results docs/results
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests scripts

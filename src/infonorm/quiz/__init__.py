@@ -2,7 +2,8 @@
 outside infonorm (`claims`), the training runs they rest on (`experiments`), the HTML report
 (`report`), the benchmarks (`bench`) and the command line (`cli`).
 
-This is the only part of infonorm that needs matplotlib, rich and scikit-learn; they come
+This is the only part of infonorm that needs matplotlib, rich, scikit-learn and
+latex2mathml; they come
 with the `report` extra (`pip install 'infonorm[report]'`).
 """
 
@@ -14,7 +15,12 @@ from collections.abc import Sequence
 
 # what the harness imports beyond the ops' torch, numpy and scipy: (module, distribution)
 EXTRA = "report"
-REQUIREMENTS = (("matplotlib", "matplotlib"), ("rich", "rich"), ("sklearn", "scikit-learn"))
+REQUIREMENTS = (
+    ("matplotlib", "matplotlib"),
+    ("rich", "rich"),
+    ("sklearn", "scikit-learn"),
+    ("latex2mathml", "latex2mathml"),
+)
 
 
 def missing_requirements() -> list[str]:
