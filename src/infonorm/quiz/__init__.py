@@ -3,8 +3,7 @@ outside infonorm (`claims`), the training runs they rest on (`experiments`), the
 (`report`), the benchmarks (`bench`) and the command line (`cli`).
 
 This is the only part of infonorm that needs matplotlib, rich, scikit-learn and
-latex2mathml; they come
-with the `report` extra (`pip install 'infonorm[report]'`).
+latex2mathml; they come with the `report` extra (`pip install 'infonorm[report]'`).
 """
 
 from __future__ import annotations
