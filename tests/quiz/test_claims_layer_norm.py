@@ -1,5 +1,6 @@
 import io
 import json
+import re
 
 import pytest
 import torch
@@ -253,3 +254,9 @@ def test_every_equation_renders_with_mathtext(claim_id):
     for latex in filter(None, (details["latex"], details.get("corrected_latex"))):
         mathtext.math_to_image(f"${latex}$", io.BytesIO(), format="svg")
     assert CLAIMS[claim_id].statement.startswith("As printed in the solution: ")
+
+
+@pytest.mark.parametrize("claim_id", ["P3.forward", "P3.backward", "P3.chain"])
+def test_statements_hold_math_only_between_dollars(claim_id):
+    prose = re.sub(r"(?<!\\)\$.+?(?<!\\)\$", "", CLAIMS[claim_id].statement)
+    assert not re.search(r"\\[A-Za-z]+|Σ_|sqrt\(|[_^]\{", prose), prose

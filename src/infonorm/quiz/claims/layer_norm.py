@@ -495,9 +495,10 @@ CLAIMS: list[Claim] = [
     Claim(
         "P3.forward",
         "P3",
-        "μ = (1/TI) Σ_{t,i} L[t, i], σ = sqrt((1/TI) Σ_{t,i} (L[t, i] − μ)²), "
-        "L̃[t, i] = σ(A[i]/σ (L[t, i] − μ) + B[i]): infonorm's forward, over the whole layer or "
-        "per position, with every activation.",
+        r"$\mu = \frac{1}{TI} \sum_{t,i} L[t, i]$, "
+        r"$\sigma = \sqrt{\frac{1}{TI} \sum_{t,i} (L[t, i] - \mu)^2}$, "
+        r"$\tilde{L}[t, i] = \sigma(\frac{A[i]}{\sigma} (L[t, i] - \mu) + B[i])$: infonorm's "
+        "forward, over the whole layer or per position, with every activation.",
         check_forward,
         "forward",
     ),
