@@ -1,0 +1,410 @@
+"""The counts of `infonorm fit`, read from a file (or standard input) as a histogram.
+
+A count is a whole number from 0 to 1e12, one per line, or one per row in a column of a CSV
+file. What is accepted, exactly:
+
+- ASCII digits, with an optional sign: `42`, `+42`, `-0`; leading zeros are fine;
+- the same number written as a decimal whose value is exactly whole: `42.0`, `42.`, `4.2e1`,
+  `1e+05` (as spreadsheets and R write numbers); the check is exact, so `0.99999999999999999`
+  and `1e-400` are refused, as they would be rounded to 1 and 0;
+- white space around it (spaces, tabs, form feeds, vertical tabs); lines that are blank are
+  skipped.
+
+Everything else is refused, naming the line: fractions, `nan`, `inf`, `0x10`, `1_000`,
+`1,000`, digits of other scripts (`٣`), two numbers on a line. Lines end at LF, CR LF or a
+lone CR, and are numbered as an editor numbers them (a form feed does not end a line).
+A CSV row must have as many fields as its header, the first line that is not blank.
+
+The file is read in blocks and only its histogram (each distinct count and how many lines
+hold it) is kept: memory grows with the number of distinct counts, not with the file. Plain
+files are parsed block by block with NumPy; a line NumPy cannot settle (a sign, a decimal
+point, a stray character) goes through the exact rules above one by one.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+
+from infonorm._validation import MAX_COUNT
+
+__all__ = ["Histogram", "read_counts"]
+
+STDIN = "-"
+# blocks read at a time: large enough for NumPy to pay, small enough to stay out of sight
+BLOCK = 1 << 20
+# no count, nor any sane CSV row, is this long: a longer line is refused, not buffered
+LONGEST_LINE = 1 << 24
+# counts below this are tallied in a dense table, the rest by value
+DENSE = 1 << 16
+# white space around a count; CR and LF end lines
+_BLANK = b" \t\f\v"
+_CELL_BLANK = " \t\f\v\r\n"
+# an ASCII decimal: sign, digits, optional fraction, optional exponent
+_DECIMAL = re.compile(r"([+-]?)([0-9]+)(?:\.([0-9]*))?(?:[eE]([+-]?[0-9]+))?")
+_DIGITS_OF_MAX = len(str(MAX_COUNT))
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+_UTF32_BOMS = (b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")
+_UTF8_BOM = b"\xef\xbb\xbf"
+
+
+@dataclass(frozen=True)
+class Histogram:
+    """Each distinct count (ascending) and the number of lines that hold it."""
+
+    values: np.ndarray
+    frequencies: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return int(self.frequencies.sum())
+
+
+def read_counts(file: str | Path, column: str | None = None) -> Histogram:
+    """The histogram of the counts in `file` ("-": standard input), one per line or, with
+    `column`, in that column of a CSV file. ValueError naming the file and line otherwise."""
+    name = "<stdin>" if str(file) == STDIN else str(file)
+    if column is None and name.lower().endswith(".csv"):
+        raise ValueError(f"{name}: a CSV file needs --column NAME to name the column of counts")
+    with _open(file, name) as stream:
+        blocks = _checked(_blocks(stream, name), name)
+        tally = _Tally()
+        if column is None:
+            for block, first_line in blocks:
+                tally.add_array(_parse_lines(block, first_line, name))
+        else:
+            for value in _csv_counts(blocks, column, name):
+                tally.add(value)
+    histogram = tally.histogram()
+    if histogram.n == 0:
+        raise ValueError(f"{name}: holds no counts")
+    return histogram
+
+
+def _open(file: str | Path, name: str) -> BinaryIO:
+    if str(file) == STDIN:
+        return open(sys.stdin.fileno(), "rb", closefd=False)
+    path = Path(file)
+    if not path.exists():
+        raise ValueError(f"{name}: no such file")
+    if path.is_dir():
+        raise ValueError(f"{name}: is a folder, not a file")
+    try:
+        return path.open("rb")
+    except OSError as error:
+        raise ValueError(f"{name}: cannot be read ({error.strerror or error})") from None
+
+
+# ------------------------------------------------------------------------------ blocks
+
+
+def _blocks(stream: BinaryIO, name: str) -> Iterator[bytes]:
+    """The bytes of `stream` in blocks of whole lines (the last may lack its line end).
+
+    A block is cut after its last line end; a CR at the very end of what was read waits for
+    the next read, which may hold the LF that makes CR LF one line end."""
+    pending = b""
+    while True:
+        try:
+            data = stream.read(BLOCK)
+        except OSError as error:
+            raise ValueError(f"{name}: cannot be read ({error.strerror or error})") from None
+        if not data:
+            break
+        data = pending + data
+        cut = max(data.rfind(b"\n"), data.rfind(b"\r", 0, len(data) - 1)) + 1
+        if cut == 0:
+            if len(data) > LONGEST_LINE:
+                raise ValueError(f"{name}: holds a line longer than 16 MiB: not counts")
+            pending = data
+            continue
+        yield data[:cut]
+        pending = data[cut:]
+    if pending:
+        yield pending
+
+
+def _checked(blocks: Iterator[bytes], name: str) -> Iterator[tuple[bytes, int]]:
+    """Each block with the number of its first line, once it is known to be text: UTF-8,
+    no NUL bytes; a UTF-8 byte-order mark at the start is dropped."""
+    line = 1
+    for index, block in enumerate(blocks):
+        if index == 0:
+            block = _without_bom(block, name)
+        if b"\0" in block:
+            raise ValueError(f"{name}: not a text file (it holds NUL bytes)")
+        try:
+            if not block.isascii():
+                block.decode("utf-8")
+        except UnicodeDecodeError as error:
+            where = line + _line_ends(block[: error.start])
+            raise ValueError(f"{name}:{where}: not UTF-8 text: save the file as UTF-8") from None
+        yield block, line
+        line += _line_ends(block)
+
+
+def _without_bom(block: bytes, name: str) -> bytes:
+    if block.startswith(_UTF32_BOMS):
+        raise ValueError(f"{name}: UTF-32 is not supported: save as UTF-8")
+    if block.startswith(_UTF16_BOMS) or _looks_like_utf16(block):
+        raise ValueError(f"{name}: UTF-16 is not supported: save as UTF-8")
+    return block.removeprefix(_UTF8_BOM)
+
+
+def _looks_like_utf16(block: bytes) -> bool:
+    """UTF-16 without a byte-order mark: ASCII text with a NUL beside every character."""
+    head = block[:64]
+    if len(head) < 4:
+        return False
+    even, odd = head[0::2], head[1::2]
+    little, big = odd.count(0) == len(odd), even.count(0) == len(even)
+    return (little and 0 not in even) or (big and 0 not in odd)
+
+
+def _line_ends(block: bytes) -> int:
+    """How many lines end in `block`: at each LF and at each CR not followed by LF."""
+    return block.count(b"\n") + block.count(b"\r") - block.count(b"\r\n")
+
+
+# ------------------------------------------------------------------------------ plain files
+
+
+def _parse_lines(block: bytes, first_line: int, name: str) -> np.ndarray:
+    """The counts on the lines of `block`, in order; ValueError at the first bad line.
+
+    NumPy settles the lines that hold ASCII digits alone (up to 13 of them), or those digits
+    and a point followed by zeros (5.0, 12.000); the others go through `_count` one by one."""
+    a = np.frombuffer(block, dtype=np.uint8)
+    if a.size == 0:
+        return np.empty(0, dtype=np.int64)
+    lf = a == ord("\n")
+    cr = a == ord("\r")
+    # a line ends at each LF and at each CR not followed by an LF
+    ends = lf.copy()
+    ends[:-1] |= cr[:-1] & ~lf[1:]
+    ends[-1] |= cr[-1]
+    blank = lf | cr
+    for byte in _BLANK:
+        blank |= a == byte
+    # a token: a run of bytes that are neither blank nor line ends
+    edges = np.diff(blank.view(np.int8), prepend=1, append=1)
+    starts = np.flatnonzero(edges == -1)
+    stops = np.flatnonzero(edges == 1)
+    if starts.size == 0:
+        return np.empty(0, dtype=np.int64)
+    line_of = np.cumsum(ends, dtype=np.int32)[starts]  # 0-based line within the block
+    # the digits NumPy reads: all of a token, or those before a point followed by zeros
+    digits = stops - starts
+    odd = np.flatnonzero(~blank & ((a < ord("0")) | (a > ord("9"))))
+    settled = np.ones(starts.size, dtype=bool)
+    if odd.size:
+        token_of_odd = np.searchsorted(starts, odd, side="right") - 1
+        settled[token_of_odd] = False
+        point, token = _whole_decimals(a, starts, stops, odd, token_of_odd)
+        settled[token] = True
+        digits[token] = point - starts[token]
+    plain = settled & (digits <= _DIGITS_OF_MAX)
+    values = np.zeros(starts.size, dtype=np.int64)
+    values[plain] = _digits_value(a, starts[plain], digits[plain])
+    # the first line in the block with something wrong: two tokens, or a value out of range
+    bad = np.zeros(starts.size, dtype=bool)
+    bad[1:] = line_of[1:] == line_of[:-1]
+    bad |= plain & (values > MAX_COUNT)
+    first_bad = np.flatnonzero(bad)
+    limit = int(line_of[first_bad[0]]) if first_bad.size else None
+    slow = np.flatnonzero(~plain)
+    if limit is not None:
+        slow = slow[line_of[slow] < limit]  # the lines before the first bad one
+    values[slow] = _slow_counts(block, starts[slow], stops[slow], line_of[slow] + first_line, name)
+    if limit is not None:
+        _refuse_line(block, first_line, limit, ends, name)
+    return values
+
+
+def _whole_decimals(
+    a: np.ndarray, starts: np.ndarray, stops: np.ndarray, odd: np.ndarray, token_of_odd: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(position of the point, token) for each token of digits, one point and zeros after it
+    (as spreadsheets write whole numbers): the positions `odd` of non-digits in the tokens
+    `token_of_odd` show which tokens hold one point and nothing else."""
+    alone = np.bincount(token_of_odd, minlength=starts.size)[token_of_odd] == 1
+    one_point = alone & (a[odd] == ord("."))
+    point, token = odd[one_point], token_of_odd[one_point]
+    # no digit 1-9 between the point and the end of the token, and a digit before it
+    nonzero = np.cumsum((a > ord("0")) & (a <= ord("9")), dtype=np.int32)
+    zeros_after = nonzero[stops[token] - 1] == nonzero[point]
+    keep = zeros_after & (point > starts[token])
+    return point[keep], token[keep]
+
+
+def _slow_counts(
+    block: bytes, starts: np.ndarray, stops: np.ndarray, lines: np.ndarray, name: str
+) -> np.ndarray:
+    """The counts of the tokens block[start:stop] by the exact rules, one by one; a token
+    seen before in the block is not read again (a file of "5.0" repeats a few)."""
+    known: dict[bytes, int] = {}
+    values = []
+    for begin, end, line in zip(starts.tolist(), stops.tolist(), lines.tolist(), strict=True):
+        token = block[begin:end]
+        value = known.get(token)
+        if value is None:
+            value = known[token] = _count(token.decode("utf-8"), f"{name}:{line}")
+        values.append(value)
+    return np.array(values, dtype=np.int64)
+
+
+def _digits_value(a: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The numbers spelled by the digits a[start : start + length], all at once."""
+    value = a[starts].astype(np.int64) - ord("0")
+    for j in range(1, int(lengths.max(initial=0))):
+        longer = np.flatnonzero(lengths > j)
+        value[longer] = value[longer] * 10 + (a[starts[longer] + j].astype(np.int64) - ord("0"))
+    return value
+
+
+def _refuse_line(block: bytes, first_line: int, index: int, ends: np.ndarray, name: str):
+    """Raise the error of line `index` of `block`, shown whole."""
+    end_positions = np.flatnonzero(ends)
+    begin = int(end_positions[index - 1]) + 1 if index > 0 else 0
+    end = int(end_positions[index]) if index < end_positions.size else len(block)
+    text = block[begin:end].decode("utf-8").strip(_CELL_BLANK)
+    _count(text, f"{name}:{first_line + index}")
+    raise AssertionError(f"line {first_line + index} was taken as bad, yet reads as a count")
+
+
+# ------------------------------------------------------------------------------ CSV files
+
+
+def _csv_counts(blocks: Iterator[tuple[bytes, int]], column: str, name: str) -> Iterator[int]:
+    """The counts in `column` of a CSV file, row by row; blank cells and lines are skipped."""
+    reader = csv.reader(_text_lines(blocks), strict=True)
+    line = 0  # lines read so far: the next record starts on line + 1
+
+    def records() -> Iterator[tuple[int, list[str]]]:
+        nonlocal line
+        try:
+            for record in reader:
+                start, line = line + 1, reader.line_num
+                if any(cell.strip(_CELL_BLANK) for cell in record):
+                    yield start, record
+        except csv.Error as error:
+            raise ValueError(f"{name}:{line + 1}: malformed CSV ({error})") from None
+
+    rows = records()
+    header = next(rows, (0, []))[1]
+    if column not in header:
+        shown = ", ".join(repr(n) for n in header) or "none"
+        raise ValueError(f"{name}: no column {column!r} (columns: {shown})")
+    if header.count(column) > 1:
+        raise ValueError(f"{name}: column {column!r} appears {header.count(column)} times")
+    index, fields = header.index(column), len(header)
+    for start, record in rows:
+        if len(record) != fields:
+            raise ValueError(
+                f"{name}:{start}: {len(record)} field{'s' * (len(record) != 1)} "
+                f"where the header has {fields}"
+            )
+        cell = record[index].strip(_CELL_BLANK)
+        if cell:
+            yield _count(cell, f"{name}:{start}")
+
+
+def _text_lines(blocks: Iterator[tuple[bytes, int]]) -> Iterator[str]:
+    """The lines of the blocks as text, ends kept; only LF, CR LF and CR end a line."""
+    for block, _ in blocks:
+        yield from io.StringIO(block.decode("utf-8"), newline="")
+
+
+# ------------------------------------------------------------------------------ one count
+
+
+def _count(cell: str, where: str) -> int:
+    """The whole number in [0, MAX_COUNT] that `cell` spells exactly, or ValueError."""
+    shown = cell[:40] + ("…" if len(cell) > 40 else "")
+    match = _DECIMAL.fullmatch(cell)
+    if match is None:
+        raise ValueError(f"{where}: {shown!r} is not a whole number")
+    sign, whole, fraction, exponent = match.groups()
+    value = _exact_whole(whole, fraction or "", _exponent(exponent or "0"))
+    if value is None:
+        raise ValueError(f"{where}: {shown!r} is not a whole number")
+    if sign == "-" and value != 0:
+        raise ValueError(f"{where}: {shown!r} is negative: counts must be >= 0")
+    if value > MAX_COUNT:
+        largest = f"{MAX_COUNT:.0e}".replace("e+", "e")
+        raise ValueError(f"{where}: {shown!r} is above {largest}, too large for a count")
+    return value
+
+
+def _exponent(text: str) -> int:
+    """The exponent of a decimal; one of a thousand digits or more stands for its sign's
+    extreme (int() refuses such strings, and no count needs them)."""
+    if len(text.lstrip("+-")) < 1000:
+        return int(text)
+    return -(10**1000) if text.startswith("-") else 10**1000
+
+
+def _exact_whole(whole: str, fraction: str, exponent: int) -> int | None:
+    """whole.fraction × 10^exponent if it is a whole number, else None; MAX_COUNT + 1 for
+    any whole number above MAX_COUNT (the digits may be far too many to convert)."""
+    digits = (whole + fraction).lstrip("0")
+    if not digits:
+        return 0
+    # the value is m × 10^shift with m = int(digits) and no leading zeros in m
+    shift = exponent - len(fraction)
+    trailing = len(digits) - len(digits.rstrip("0"))
+    if shift + trailing < 0:
+        return None  # nonzero digits after the decimal point
+    if len(digits) + shift > _DIGITS_OF_MAX:
+        return MAX_COUNT + 1
+    if shift >= 0:
+        return int(digits) * 10**shift
+    return int(digits[:shift])
+
+
+# ------------------------------------------------------------------------------ the tally
+
+
+class _Tally:
+    """How many times each count was read: a dense table for small counts, by value above."""
+
+    def __init__(self) -> None:
+        self.dense = np.zeros(DENSE, dtype=np.int64)
+        self.sparse: dict[int, int] = {}
+        self.pending: list[int] = []
+
+    def add(self, value: int) -> None:
+        self.pending.append(value)
+        if len(self.pending) >= 1 << 20:
+            self._flush()
+
+    def add_array(self, values: np.ndarray) -> None:
+        small = values < DENSE
+        self.dense += np.bincount(values[small], minlength=DENSE)
+        large = values[~small]
+        if large.size:
+            distinct, times = np.unique(large, return_counts=True)
+            for value, n in zip(distinct.tolist(), times.tolist(), strict=True):
+                self.sparse[value] = self.sparse.get(value, 0) + n
+
+    def _flush(self) -> None:
+        self.add_array(np.array(self.pending, dtype=np.int64))
+        self.pending.clear()
+
+    def histogram(self) -> Histogram:
+        self._flush()
+        small = np.flatnonzero(self.dense)
+        large = np.array(sorted(self.sparse), dtype=np.int64)
+        values = np.concatenate([small, large]).astype(np.int64)
+        times = np.concatenate(
+            [self.dense[small], np.array([self.sparse[v] for v in large.tolist()], np.int64)]
+        )
+        return Histogram(values, times.astype(np.int64))
