@@ -344,11 +344,19 @@ CLI_CASES: list[CliCase] = [
     ),
     CliCase(
         "fit",
-        "a CSV field of 200 000 characters",
+        "a CSV field of 200 000 digits",
+        ("fit", "d.csv", "--column", "b"),
+        1,
+        E + "d.csv:2: '" + "2" * 40 + "…' is above 1e12, too large for a count",
+        {"d.csv": b"a,b\n1," + b"2" * 200_000 + b"\n"},
+    ),
+    CliCase(
+        "fit",
+        "a quoted CSV field of 200 000 characters",
         ("fit", "d.csv", "--column", "b"),
         1,
         E + "d.csv:2: malformed CSV (field larger than field limit (131072))",
-        {"d.csv": b"a,b\n1," + b"2" * 200_000 + b"\n"},
+        {"d.csv": b'a,b\n1,"' + b"2" * 200_000 + b'"\n'},
     ),
     CliCase(
         "fit",
@@ -373,6 +381,14 @@ CLI_CASES: list[CliCase] = [
         1,
         E + "d.csv:3: 1 field where the header has 2",
         {"d.csv": b"site,visits\nA,1\nB\n"},
+    ),
+    CliCase(
+        "fit",
+        "a CSV header with a quoted line break",
+        ("fit", "d.csv", "--column", "b"),
+        1,
+        E + "d.csv:2: malformed CSV header (unexpected end of data)",
+        {"d.csv": b'\na,"b\nc"\n1,2\n'},
     ),
     CliCase(
         "fit",

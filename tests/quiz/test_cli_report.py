@@ -90,6 +90,24 @@ def test_the_files_a_user_put_in_a_report_folder_are_kept(quick, capsys):
     assert sorted(p.name for p in quick.iterdir()) == ["r"]
 
 
+def test_a_report_s_own_names_are_its_own_even_when_not_listed(quick, capsys, monkeypatch):
+    # figures/a.svg is not in the list: a run killed while renaming its files left it
+    _old_report(quick / "r", ["meta.json", "claims.json", "index.html"])
+    make_files(quick / "r", {"figures/a.svg": b"<svg>killed</svg>"})
+    render_page = infonorm.quiz.report.render_page
+
+    def with_a_figure(entries, meta, folder):
+        (folder / "figures").mkdir(exist_ok=True)
+        (folder / "figures" / "a.svg").write_text("<svg>new</svg>")
+        return render_page(entries, meta, folder)
+
+    monkeypatch.setattr(infonorm.quiz.report, "render_page", with_a_figure)
+    code, err = _reproduce(capsys, "--out", "r")
+    assert code == 0, err
+    assert (quick / "r" / "figures" / "a.svg").read_text() == "<svg>new</svg>"
+    assert _report_of(quick / "r")["files"] == ["claims.json", "figures/a.svg", *REPORT_FILES[1:]]
+
+
 def test_a_report_written_before_reports_listed_their_files_is_replaced(quick, capsys):
     _old_report(quick / "r", None)
     make_files(quick / "r", {"notes.txt": b"mine"})

@@ -16,21 +16,24 @@ lone CR, and are numbered as an editor numbers them (a form feed does not end a 
 A CSV row must have as many fields as its header, the first line that is not blank.
 
 The file is read in blocks and only its histogram (each distinct count and how many lines
-hold it) is kept: memory grows with the number of distinct counts, not with the file. Plain
-files are parsed block by block with NumPy; a line NumPy cannot settle (a sign, a decimal
-point, a stray character) goes through the exact rules above one by one.
+hold it) is kept: memory grows with the number of distinct counts, not with the file. Each
+block is parsed with NumPy, a CSV file's too (split into cells at its commas) up to its
+first quote, from which on the csv module reads it (a quoted cell may hold commas and line
+ends). A line NumPy cannot settle (a sign, an exponent, a stray character) goes through the
+exact rules above one by one.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import itertools
 import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, NoReturn
 
 import numpy as np
 
@@ -81,8 +84,8 @@ def read_counts(file: str | Path, column: str | None = None) -> Histogram:
             for block, first_line in blocks:
                 tally.add_array(_parse_lines(block, first_line, name))
         else:
-            for value in _csv_counts(blocks, column, name):
-                tally.add(value)
+            for values in _csv_counts(blocks, column, name):
+                tally.add_array(values)
     histogram = tally.histogram()
     if histogram.n == 0:
         raise ValueError(f"{name}: holds no counts")
@@ -145,10 +148,10 @@ def _checked(blocks: Iterator[bytes], name: str) -> Iterator[tuple[bytes, int]]:
             if not block.isascii():
                 block.decode("utf-8")
         except UnicodeDecodeError as error:
-            where = line + _line_ends(block[: error.start])
+            where = line + _count_line_ends(block[: error.start])
             raise ValueError(f"{name}:{where}: not UTF-8 text: save the file as UTF-8") from None
         yield block, line
-        line += _line_ends(block)
+        line += _count_line_ends(block)
 
 
 def _without_bom(block: bytes, name: str) -> bytes:
@@ -169,7 +172,7 @@ def _looks_like_utf16(block: bytes) -> bool:
     return (little and 0 not in even) or (big and 0 not in odd)
 
 
-def _line_ends(block: bytes) -> int:
+def _count_line_ends(block: bytes) -> int:
     """How many lines end in `block`: at each LF and at each CR not followed by LF."""
     return block.count(b"\n") + block.count(b"\r") - block.count(b"\r\n")
 
@@ -177,21 +180,28 @@ def _line_ends(block: bytes) -> int:
 # ------------------------------------------------------------------------------ plain files
 
 
-def _parse_lines(block: bytes, first_line: int, name: str) -> np.ndarray:
+def _line_ends(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(where each line ends, which bytes end lines): a line ends at each LF and at each CR
+    not followed by an LF; the CR of a CR LF is part of the line end too."""
+    lf = a == ord("\n")
+    cr = a == ord("\r")
+    ends = lf.copy()
+    ends[:-1] |= cr[:-1] & ~lf[1:]
+    ends[-1] |= cr[-1]
+    return ends, lf | cr
+
+
+def _parse_lines(block: bytes, numbers: int | np.ndarray, name: str) -> np.ndarray:
     """The counts on the lines of `block`, in order; ValueError at the first bad line.
+    `numbers`: the file's number of each line of the block, or of the first (the others
+    follow it).
 
     NumPy settles the lines that hold ASCII digits alone (up to 13 of them), or those digits
     and a point followed by zeros (5.0, 12.000); the others go through `_count` one by one."""
     a = np.frombuffer(block, dtype=np.uint8)
     if a.size == 0:
         return np.empty(0, dtype=np.int64)
-    lf = a == ord("\n")
-    cr = a == ord("\r")
-    # a line ends at each LF and at each CR not followed by an LF
-    ends = lf.copy()
-    ends[:-1] |= cr[:-1] & ~lf[1:]
-    ends[-1] |= cr[-1]
-    blank = lf | cr
+    ends, blank = _line_ends(a)
     for byte in _BLANK:
         blank |= a == byte
     # a token: a run of bytes that are neither blank nor line ends
@@ -223,10 +233,16 @@ def _parse_lines(block: bytes, first_line: int, name: str) -> np.ndarray:
     slow = np.flatnonzero(~plain)
     if limit is not None:
         slow = slow[line_of[slow] < limit]  # the lines before the first bad one
-    values[slow] = _slow_counts(block, starts[slow], stops[slow], line_of[slow] + first_line, name)
+    lines = _numbered(numbers, line_of[slow])
+    values[slow] = _slow_counts(block, starts[slow], stops[slow], lines, name)
     if limit is not None:
-        _refuse_line(block, first_line, limit, ends, name)
+        _refuse_line(block, limit, ends, f"{name}:{_numbered(numbers, limit)}")
     return values
+
+
+def _numbered(numbers: int | np.ndarray, index: np.ndarray | int) -> np.ndarray | int:
+    """The file's line numbers of the lines `index` of a block numbered by `numbers`."""
+    return numbers + index if isinstance(numbers, int) else numbers[index]
 
 
 def _whole_decimals(
@@ -270,51 +286,143 @@ def _digits_value(a: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.
     return value
 
 
-def _refuse_line(block: bytes, first_line: int, index: int, ends: np.ndarray, name: str):
+def _refuse_line(block: bytes, index: int, ends: np.ndarray, where: str) -> NoReturn:
     """Raise the error of line `index` of `block`, shown whole."""
     end_positions = np.flatnonzero(ends)
     begin = int(end_positions[index - 1]) + 1 if index > 0 else 0
     end = int(end_positions[index]) if index < end_positions.size else len(block)
-    text = block[begin:end].decode("utf-8").strip(_CELL_BLANK)
-    _count(text, f"{name}:{first_line + index}")
-    raise AssertionError(f"line {first_line + index} was taken as bad, yet reads as a count")
+    _count(block[begin:end].decode("utf-8").strip(_CELL_BLANK), where)
+    raise AssertionError(f"{where} was taken as bad, yet reads as a count")
 
 
 # ------------------------------------------------------------------------------ CSV files
 
 
-def _csv_counts(blocks: Iterator[tuple[bytes, int]], column: str, name: str) -> Iterator[int]:
-    """The counts in `column` of a CSV file, row by row; blank cells and lines are skipped."""
-    reader = csv.reader(_text_lines(blocks), strict=True)
-    line = 0  # lines read so far: the next record starts on line + 1
+def _csv_counts(
+    blocks: Iterator[tuple[bytes, int]], column: str, name: str
+) -> Iterator[np.ndarray]:
+    """The counts in `column` of a CSV file, some rows at a time; blank cells and lines are
+    skipped. Blocks without quotes are split into cells by NumPy; from the first quote on
+    (a quoted cell may hold commas and line ends), the csv module reads the rest."""
+    blocks = iter(blocks)
+    header: list[str] | None = None
+    for block, first_line in blocks:
+        if header is None:
+            header, block, first_line = _split_header(block, first_line, name)
+            if header is None:
+                continue
+            index, fields = _column(header, column, name)
+        if b'"' in block:
+            yield from _csv_records(
+                itertools.chain([(block, first_line)], blocks), index, fields, name
+            )
+            return
+        yield _csv_block(block, first_line, index, fields, name)
+    if header is None:
+        raise ValueError(f"{name}: no column {column!r} (columns: none)")
 
-    def records() -> Iterator[tuple[int, list[str]]]:
-        nonlocal line
-        try:
-            for record in reader:
-                start, line = line + 1, reader.line_num
-                if any(cell.strip(_CELL_BLANK) for cell in record):
-                    yield start, record
-        except csv.Error as error:
-            raise ValueError(f"{name}:{line + 1}: malformed CSV ({error})") from None
 
-    rows = records()
-    header = next(rows, (0, []))[1]
+def _split_header(block: bytes, first_line: int, name: str) -> tuple[list[str] | None, bytes, int]:
+    """(the header, the block after it, the number of its first line): the header is the
+    first line that is not blank; None (and the block spent) if the block has none."""
+    lines = io.StringIO(block.decode("utf-8"), newline="")
+    consumed = 0
+    for number, line in enumerate(lines, first_line):
+        consumed += len(line.encode("utf-8"))
+        if line.strip(_CELL_BLANK):
+            try:
+                header = next(csv.reader([line], strict=True))
+            except csv.Error as error:
+                raise ValueError(f"{name}:{number}: malformed CSV header ({error})") from None
+            return header, block[consumed:], number + 1
+    return None, b"", first_line + _count_line_ends(block)
+
+
+def _column(header: list[str], column: str, name: str) -> tuple[int, int]:
+    """(index of `column`, number of fields) in `header`."""
     if column not in header:
         shown = ", ".join(repr(n) for n in header) or "none"
         raise ValueError(f"{name}: no column {column!r} (columns: {shown})")
     if header.count(column) > 1:
         raise ValueError(f"{name}: column {column!r} appears {header.count(column)} times")
-    index, fields = header.index(column), len(header)
-    for start, record in rows:
-        if len(record) != fields:
-            raise ValueError(
-                f"{name}:{start}: {len(record)} field{'s' * (len(record) != 1)} "
-                f"where the header has {fields}"
-            )
-        cell = record[index].strip(_CELL_BLANK)
-        if cell:
-            yield _count(cell, f"{name}:{start}")
+    return header.index(column), len(header)
+
+
+def _wrong_fields(name: str, line: int, found: int, fields: int) -> ValueError:
+    return ValueError(
+        f"{name}:{line}: {found} field{'s' * (found != 1)} where the header has {fields}"
+    )
+
+
+def _csv_block(block: bytes, first_line: int, index: int, fields: int, name: str) -> np.ndarray:
+    """The counts in field `index` of the rows of `block`, which holds no quote: fields are
+    what lies between commas."""
+    a = np.frombuffer(block, dtype=np.uint8)
+    if a.size == 0:
+        return np.empty(0, dtype=np.int64)
+    ends, terminator = _line_ends(a)
+    end_positions = np.flatnonzero(ends)
+    count = end_positions.size + (not ends[-1])  # the last line may lack its end
+    starts = np.concatenate([[0], end_positions + 1])[:count]
+    # a line's text stops at its line end, at the CR of a CR LF
+    stops = np.append(end_positions, a.size)[:count]
+    ended = end_positions[:count]
+    stops[: ended.size] -= (a[ended] == ord("\n")) & (ended > 0) & (a[ended - 1] == ord("\r"))
+    blank = terminator.copy()
+    for byte in _BLANK:
+        blank |= a == byte
+    rows = np.flatnonzero(np.add.reduceat(~blank, starts, dtype=np.int64) > 0)
+    commas = np.flatnonzero(a == ord(","))
+    per_line = np.bincount(np.searchsorted(end_positions, commas), minlength=count)
+    wrong = rows[per_line[rows] != fields - 1]
+    if wrong.size:
+        rows = rows[rows < wrong[0]]  # a bad cell before it is reported first
+    first_comma = np.cumsum(per_line) - per_line
+    begin = starts[rows] if index == 0 else commas[first_comma[rows] + index - 1] + 1
+    end = stops[rows] if index == fields - 1 else commas[first_comma[rows] + index]
+    values = _parse_lines(_cells(a, begin, end), first_line + rows, name)
+    if wrong.size:
+        line = int(wrong[0])
+        raise _wrong_fields(name, first_line + line, int(per_line[line]) + 1, fields)
+    return values
+
+
+def _cells(a: np.ndarray, begin: np.ndarray, end: np.ndarray) -> bytes:
+    """The bytes a[begin:end] of each cell, one cell a line."""
+    lengths = end - begin
+    spans = lengths + 1
+    out_starts = np.cumsum(spans) - spans
+    take = np.arange(spans.sum()) + np.repeat(begin - out_starts, spans)
+    take[out_starts + lengths] = a.size  # the line end after each cell
+    return np.append(a, np.uint8(ord("\n")))[take].tobytes()
+
+
+def _csv_records(
+    blocks: Iterator[tuple[bytes, int]], index: int, fields: int, name: str
+) -> Iterator[np.ndarray]:
+    """The counts in field `index`, row by row through the csv module (quotes and all)."""
+    blocks = iter(blocks)
+    first = next(blocks)
+    offset = first[1] - 1  # lines before the first block
+    reader = csv.reader(_text_lines(itertools.chain([first], blocks)), strict=True)
+    line = 0  # lines read so far: the next record starts on line + 1
+    values: list[int] = []
+    try:
+        for record in reader:
+            start, line = offset + line + 1, reader.line_num
+            if len(record) != fields:
+                if not any(cell.strip(_CELL_BLANK) for cell in record):
+                    continue  # a blank line
+                raise _wrong_fields(name, start, len(record), fields)
+            cell = record[index].strip(_CELL_BLANK)
+            if cell:
+                values.append(_count(cell, f"{name}:{start}"))
+            if len(values) >= 1 << 16:
+                yield np.array(values, dtype=np.int64)
+                values.clear()
+    except csv.Error as error:
+        raise ValueError(f"{name}:{offset + line + 1}: malformed CSV ({error})") from None
+    yield np.array(values, dtype=np.int64)
 
 
 def _text_lines(blocks: Iterator[tuple[bytes, int]]) -> Iterator[str]:
@@ -379,12 +487,6 @@ class _Tally:
     def __init__(self) -> None:
         self.dense = np.zeros(DENSE, dtype=np.int64)
         self.sparse: dict[int, int] = {}
-        self.pending: list[int] = []
-
-    def add(self, value: int) -> None:
-        self.pending.append(value)
-        if len(self.pending) >= 1 << 20:
-            self._flush()
 
     def add_array(self, values: np.ndarray) -> None:
         small = values < DENSE
@@ -395,16 +497,11 @@ class _Tally:
             for value, n in zip(distinct.tolist(), times.tolist(), strict=True):
                 self.sparse[value] = self.sparse.get(value, 0) + n
 
-    def _flush(self) -> None:
-        self.add_array(np.array(self.pending, dtype=np.int64))
-        self.pending.clear()
-
     def histogram(self) -> Histogram:
-        self._flush()
         small = np.flatnonzero(self.dense)
-        large = np.array(sorted(self.sparse), dtype=np.int64)
-        values = np.concatenate([small, large]).astype(np.int64)
+        large = sorted(self.sparse)
+        values = np.concatenate([small, np.array(large, dtype=np.int64)]).astype(np.int64)
         times = np.concatenate(
-            [self.dense[small], np.array([self.sparse[v] for v in large.tolist()], np.int64)]
+            [self.dense[small], np.array([self.sparse[v] for v in large], dtype=np.int64)]
         )
-        return Histogram(values, times.astype(np.int64))
+        return Histogram(values, times)

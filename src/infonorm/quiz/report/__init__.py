@@ -83,11 +83,7 @@ def write_report(
     staging = None
     try:
         staging = _new_folder(folder, STAGING_PREFIX)
-        entries = [result.to_dict() for result in results]
-        _write_json(staging / "claims.json", entries)
-        (staging / "index.html").write_text(render_page(entries, meta, staging), encoding="utf-8")
-        files = sorted({*_files(staging), "meta.json"})
-        _write_json(staging / "meta.json", jsonable({**meta, "files": files}))
+        files = _stage(results, meta, staging)
         _install(staging, folder, out, files)
     except BaseException:
         if staging is not None:
@@ -98,6 +94,20 @@ def write_report(
         raise
     staging.rmdir()
     return out
+
+
+def _stage(results: Sequence[ClaimResult], meta: dict[str, Any], staging: Path) -> list[str]:
+    """Write the whole report into `staging`; the list of its files, meta.json last, which
+    records it."""
+    entries = [result.to_dict() for result in results]
+    _write_json(staging / "claims.json", entries)
+    (staging / "index.html").write_text(render_page(entries, meta, staging), encoding="utf-8")
+    files = sorted({*_files(staging), "meta.json"})
+    for name in files:
+        if not _is_own_path(name):  # OWN_NAMES must name whatever a report holds
+            raise RuntimeError(f"the report wrote {name}, not under {', '.join(OWN_NAMES)}")
+    _write_json(staging / "meta.json", jsonable({**meta, "files": files}))
+    return files
 
 
 def _folder(out: Path) -> Path:
@@ -140,15 +150,15 @@ def _is_own_path(name: str) -> bool:
 
 def _foreign(folder: Path, previous: set[str] | None, names: Sequence[str]) -> Iterator[str]:
     """Those of `names` (paths relative to `folder`) that exist there and are not the
-    previous report's: a report's own names are its own, as are the files it listed."""
+    previous report's. In a report's folder, all that goes by the report's own names is its
+    own (figures/ as long as it is a folder); elsewhere, nothing is."""
     for name in names:
         path = folder / name
         if not (path.exists() or path.is_symlink()):
             continue
-        mine = previous is not None and (
-            name in previous or (name in OWN_NAMES and (name != "figures" or path.is_dir()))
-        )
-        if not mine:
+        top = PurePosixPath(name).parts[0]
+        figures_ok = top != "figures" or (folder / "figures").is_dir()
+        if previous is None or not figures_ok or (top not in OWN_NAMES and name not in previous):
             yield name
 
 
