@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import shutil
 import sys
 import textwrap
 from collections.abc import Iterator, Sequence
@@ -212,10 +213,8 @@ def tally(results, report: str, data: str) -> list[str]:
 
 
 def width_of(out: Output) -> int:
-    """The terminal's width, or PIPE_WIDTH when the output is not a terminal."""
+    """The terminal's width (COLUMNS if set), or PIPE_WIDTH when the output is not a
+    terminal or the terminal does not say."""
     if not out.isatty():
         return PIPE_WIDTH
-    try:
-        return os.get_terminal_size(out.fileno()).columns
-    except (OSError, ValueError, AttributeError):
-        return PIPE_WIDTH
+    return shutil.get_terminal_size((PIPE_WIDTH, 24)).columns
