@@ -72,6 +72,15 @@ def test_counts_are_the_file_s_however_many_and_large(tmp_path):
     assert fit.mu == int(values.sum()) / values.size  # exact, rounded once
 
 
+def test_many_distinct_large_counts_are_tallied_whole(tmp_path, monkeypatch):
+    monkeypatch.setattr(counts, "BLOCK", 256)
+    monkeypatch.setattr(counts, "MERGE", 16)  # merge the tally's parts often
+    values = np.random.default_rng(3).integers(65536, 10**6, 20_000)
+    path = tmp_path / "c.txt"
+    path.write_text("\n".join(map(str, values.tolist())))
+    assert _read(path) == dict(Counter(values.tolist()))
+
+
 def _peak_memory_of_fit(path: Path, capsys) -> int:
     """The most memory Python and NumPy held at once while `infonorm fit path` ran."""
     tracemalloc.start()

@@ -46,8 +46,10 @@ STDIN = "-"
 BLOCK = 1 << 20
 # no count, nor any sane CSV row, is this long: a longer line is refused, not buffered
 LONGEST_LINE = 1 << 24
-# counts below this are tallied in a dense table, the rest by value
+# counts below this are tallied in a dense table, the rest by value, in sorted parts merged
+# once they hold MERGE distinct values more than twice the merged part's
 DENSE = 1 << 16
+MERGE = 1 << 20
 # white space around a count; CR and LF end lines
 _BLANK = b" \t\f\v"
 _CELL_BLANK = " \t\f\v\r\n"
@@ -482,26 +484,39 @@ def _exact_whole(whole: str, fraction: str, exponent: int) -> int | None:
 
 
 class _Tally:
-    """How many times each count was read: a dense table for small counts, by value above."""
+    """How many times each count was read: a dense table for small counts; larger ones as
+    sorted arrays of distinct values and their times, merged as they pile up."""
 
     def __init__(self) -> None:
         self.dense = np.zeros(DENSE, dtype=np.int64)
-        self.sparse: dict[int, int] = {}
+        self.parts: list[tuple[np.ndarray, np.ndarray]] = []
+        self.merged = 0  # distinct values in the first part, once merged
 
     def add_array(self, values: np.ndarray) -> None:
         small = values < DENSE
         self.dense += np.bincount(values[small], minlength=DENSE)
         large = values[~small]
         if large.size:
-            distinct, times = np.unique(large, return_counts=True)
-            for value, n in zip(distinct.tolist(), times.tolist(), strict=True):
-                self.sparse[value] = self.sparse.get(value, 0) + n
+            self.parts.append(np.unique(large, return_counts=True))
+            # merging when the parts outgrow the merged one keeps the work O(n log n)
+            if sum(v.size for v, _ in self.parts) > 2 * self.merged + MERGE:
+                self._merge()
+
+    def _merge(self) -> None:
+        values = np.concatenate([v for v, _ in self.parts])
+        times = np.concatenate([t for _, t in self.parts])
+        order = np.argsort(values, kind="stable")
+        values, times = values[order], times[order]
+        first = np.flatnonzero(np.diff(values, prepend=-1))
+        self.parts = [(values[first], np.add.reduceat(times, first))]
+        self.merged = first.size
 
     def histogram(self) -> Histogram:
+        if self.parts:
+            self._merge()
         small = np.flatnonzero(self.dense)
-        large = sorted(self.sparse)
-        values = np.concatenate([small, np.array(large, dtype=np.int64)]).astype(np.int64)
-        times = np.concatenate(
-            [self.dense[small], np.array([self.sparse[v] for v in large], dtype=np.int64)]
+        large, times = self.parts[0] if self.parts else (np.empty(0, np.int64),) * 2
+        return Histogram(
+            np.concatenate([small, large]).astype(np.int64),
+            np.concatenate([self.dense[small], times]).astype(np.int64),
         )
-        return Histogram(values, times)
