@@ -91,6 +91,10 @@ def as_float64(value: Any, name: str) -> tuple[torch.Tensor, bool]:
         raise TypeError(f"{name} must be a real number or tensor, got {type(value).__name__}")
     try:
         array = np.asarray(value, dtype=np.float64)
+    except OverflowError:  # a Python integer beyond float64, such as 10**400
+        raise ValueError(
+            f"{name} holds an integer too large for float64 (beyond 1.8e308)"
+        ) from None
     except (TypeError, ValueError) as error:
         raise TypeError(f"{name} must be a real number or tensor") from error
     return torch.as_tensor(array), array.ndim == 0

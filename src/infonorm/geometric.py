@@ -101,19 +101,65 @@ def cross_entropy_grad(mu: Any, lam: Any) -> torch.Tensor | float:
 
 
 def optimal_lambda(mu: Any) -> torch.Tensor | float:
-    """λ* = μ/(μ + 1), the minimizer of H(Pop, Q_λ) over 0 <= λ < 1."""
+    """λ* = μ/(μ + 1), the minimizer of H(Pop, Q_λ) over 0 <= λ < 1.
+
+    ValueError for μ = inf, and for μ so large (about 9e15 and beyond) that λ* rounds to 1
+    in float64."""
     mu_t, scalar = _mean(mu)
     if torch.isinf(mu_t).any():
         raise ValueError("mu must be finite: λ* = μ/(μ + 1) reaches 1, outside [0, 1)")
     # λ* = μ/(μ + 1)
-    return _result(mu_t / (mu_t + 1), scalar)
+    lam = mu_t / (mu_t + 1)
+    if (lam >= 1).any():
+        too_large = mu_t[lam >= 1].flatten()[0].item()
+        raise ValueError(
+            f"mu = {too_large:g} is too large: λ* = μ/(μ + 1) rounds to 1 in float64, "
+            "outside [0, 1)"
+        )
+    return _result(lam, scalar)
 
 
-def _support(samples: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    """Distinct values k and their frequencies Pop̂(k) of a sample of counts."""
+@dataclass(frozen=True)
+class _Sample:
+    """A sample of counts as its histogram: distinct values k, ascending, and how many
+    times each occurs."""
+
+    values: torch.Tensor
+    times: torch.Tensor
+
+    @property
+    def n(self) -> int:
+        return int(self.times.sum())
+
+    def support(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The values k and their frequencies Pop̂(k), in float64."""
+        return self.values.to(torch.float64), self.times.to(torch.float64) / self.n
+
+    def mean(self) -> float:
+        """μ̂ = Σ_k k·times(k) / n, summed exactly in integers and rounded once."""
+        total = 0
+        for start in range(0, self.values.numel(), 1 << 16):
+            piece = slice(start, start + (1 << 16))
+            pairs = zip(self.values[piece].tolist(), self.times[piece].tolist(), strict=True)
+            total += sum(k * t for k, t in pairs)
+        return total / self.n
+
+
+def _sample(samples: Any, weights: Any = None) -> _Sample:
+    """`samples` as a histogram; with `weights`, samples[i] occurs weights[i] times."""
     counts = as_counts(samples)
-    values, multiplicity = torch.unique(counts, return_counts=True)
-    return values.to(torch.float64), multiplicity.to(torch.float64) / counts.numel()
+    if weights is None:
+        return _Sample(*torch.unique(counts, return_counts=True))
+    times = as_counts(weights, "weights")
+    if times.numel() != counts.numel():
+        raise ValueError(
+            f"weights must hold one entry per sample: {times.numel()} for {counts.numel()} samples"
+        )
+    values, where = torch.unique(counts, return_inverse=True)
+    total = torch.zeros_like(values).index_add_(0, where, times)
+    if not (total > 0).any():
+        raise ValueError("weights are all 0: at least one count is needed")
+    return _Sample(values[total > 0], total[total > 0])
 
 
 def _weighted_nll(values: torch.Tensor, freq: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
@@ -121,12 +167,13 @@ def _weighted_nll(values: torch.Tensor, freq: torch.Tensor, lam: torch.Tensor) -
     return -(freq * Geometric(probs=1 - lam).log_prob(values)).sum()
 
 
-def empirical_cross_entropy(samples: Any, lam: Any) -> torch.Tensor | float:
+def empirical_cross_entropy(samples: Any, lam: Any, *, weights: Any = None) -> torch.Tensor | float:
     """Mean of −ln Q_λ(k) over `samples`, evaluated with torch.distributions.
 
-    Differentiable in `lam` when it is a tensor that requires grad.
+    With `weights`, samples[i] counts weights[i] times (a histogram). Differentiable in
+    `lam` when it is a tensor that requires grad.
     """
-    values, freq = _support(samples)
+    values, freq = _sample(samples, weights).support()
     lam_t, scalar = _lambda(lam)
     if lam_t.numel() == 0:
         return lam_t.new_empty(lam_t.shape)
@@ -134,14 +181,15 @@ def empirical_cross_entropy(samples: Any, lam: Any) -> torch.Tensor | float:
     return _result(nll.reshape(lam_t.shape), scalar)
 
 
-def total_variation(samples: Any, lam: float) -> float:
-    """½ Σ_k |Q_λ(k) − Pop̂(k)| between Q_λ and the empirical frequencies of `samples`.
+def total_variation(samples: Any, lam: float, *, weights: Any = None) -> float:
+    """½ Σ_k |Q_λ(k) − Pop̂(k)| between Q_λ and the empirical frequencies of `samples`
+    (with `weights`, samples[i] counts weights[i] times).
 
     The sum runs over every k >= 0. Both sides sum to 1, so it equals Σ_k max(Pop̂(k) − Q_λ(k), 0),
     whose terms vanish wherever Pop̂(k) = 0: a sum over the distinct samples only, however
     large they are (a count of 1e12 costs no more than a count of 1).
     """
-    values, freq = _support(samples)
+    values, freq = _sample(samples, weights).support()
     lam_t, _ = _lambda(lam)
     if lam_t.numel() != 1:
         raise ValueError(f"lam must be a single number, got shape {tuple(lam_t.shape)}")
@@ -170,27 +218,34 @@ class GeometricFit:
         return distribution(self.lam)
 
     def pmf(self, k: Any) -> torch.Tensor:
-        """Q_λ(k) for integer k >= 0."""
-        return self.distribution().log_prob(torch.as_tensor(k, dtype=torch.float64)).exp()
+        """Q_λ(k) for whole numbers k >= 0."""
+        k_t, _ = as_float64(k, "k")
+        check_in_range(k_t, "k", low=0.0, high=math.inf, high_open=True)
+        if (k_t != k_t.floor()).any():
+            raise ValueError("k must hold whole numbers, got fractional values")
+        return self.distribution().log_prob(k_t).exp()
 
 
-def fit(samples: Any, method: str = "closed-form") -> GeometricFit:
+def fit(samples: Any, method: str = "closed-form", *, weights: Any = None) -> GeometricFit:
     """Fit Q_λ to counts by cross-entropy.
 
+    `samples` are the counts; or, with `weights`, a histogram: samples[i] occurs weights[i]
+    times (what `infonorm fit` passes, having read a file of any size into its histogram).
     method="closed-form": λ = μ̂/(μ̂ + 1) with μ̂ the sample mean.
     method="gradient": minimizes the empirical cross-entropy Ĥ(λ) numerically (Newton steps
     on the autograd derivatives of Ĥ, safeguarded by bisection), without using λ*; it is
     independent evidence that the closed form is the minimizer. `path` holds its iterates.
     """
     check_choice(method, "method", FIT_METHODS)
-    counts = as_counts(samples)
-    mu = counts.to(torch.float64).mean().item()
+    sample = _sample(samples, weights)
+    values, freq = sample.support()
+    mu = sample.mean()
     if method == "closed-form":
         lam, path = mu / (mu + 1), ()
     else:
-        lam, path = _minimize_empirical_cross_entropy(counts)
-    H = _weighted_nll(*_support(counts), torch.tensor(lam, dtype=torch.float64)).item()
-    return GeometricFit(lam=lam, mu=mu, cross_entropy=H, n=counts.numel(), method=method, path=path)
+        lam, path = _minimize_empirical_cross_entropy(values, freq)
+    H = _weighted_nll(values, freq, torch.tensor(lam, dtype=torch.float64)).item()
+    return GeometricFit(lam=lam, mu=mu, cross_entropy=H, n=sample.n, method=method, path=path)
 
 
 def _derivatives(values: torch.Tensor, freq: torch.Tensor, lam: float) -> tuple[float, float]:
@@ -204,9 +259,8 @@ def _derivatives(values: torch.Tensor, freq: torch.Tensor, lam: float) -> tuple[
 
 
 def _minimize_empirical_cross_entropy(
-    counts: torch.Tensor, max_steps: int = 200
+    values: torch.Tensor, freq: torch.Tensor, max_steps: int = 200
 ) -> tuple[float, tuple[float, ...]]:
-    values, freq = _support(counts)
     # Ĥ is convex on [0, 1): if it does not decrease at λ = 0, the boundary is the minimum.
     g0, _ = _derivatives(values, freq, 0.0)
     if g0 >= 0:

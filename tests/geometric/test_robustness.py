@@ -77,3 +77,29 @@ def test_non_contiguous_and_requires_grad_samples_are_read_as_counts():
 def test_geometric_parameters_on_two_devices():
     with pytest.raises(ValueError, match=r"^mu is on cuda:0 but lam is on cpu: put both on one"):
         geometric.cross_entropy(torch.ones(3, device="cuda"), torch.full((3,), 0.5))
+
+
+@pytest.mark.parametrize("method", ["closed-form", "gradient"])
+def test_a_histogram_fits_as_the_samples_it_counts(method):
+    samples = [0, 3, 3, 7, 0, 0, 12, 3]
+    values, weights = [12, 0, 3, 7, 5], [1, 3, 3, 1, 0]  # any order, a zero weight, repeats
+    whole = geometric.fit(samples, method=method)
+    histogram = geometric.fit(values, method=method, weights=weights)
+    assert histogram == whole
+    assert geometric.fit([3, 0, 3], weights=[2, 3, 1]) == geometric.fit([3, 3, 0, 0, 0, 3])
+    lam = torch.tensor([0.2, 0.6], dtype=torch.float64)
+    torch.testing.assert_close(
+        geometric.empirical_cross_entropy(values, lam, weights=weights),
+        geometric.empirical_cross_entropy(samples, lam),
+    )
+    assert geometric.total_variation(values, 0.6, weights=weights) == pytest.approx(
+        geometric.total_variation(samples, 0.6), abs=1e-15
+    )
+
+
+def test_the_mean_is_exact_however_large_the_counts():
+    # Σ k·n(k) = 999999999999000001 needs 60 bits: float64 would round it before dividing
+    fit = geometric.fit([999_999_999_999, 1], weights=[10**6, 1])
+    assert fit.mu == 999_999_999_999_000_001 / 1_000_001  # correctly rounded, once
+    assert fit.mu != float(np.dot([999_999_999_999.0, 1.0], [1e6, 1.0])) / 1_000_001
+    assert fit.n == 1_000_001

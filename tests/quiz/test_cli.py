@@ -4,7 +4,8 @@ import sys
 
 import pytest
 
-from infonorm.quiz.cli import main, read_counts
+from infonorm.quiz.cli import main
+from infonorm.quiz.counts import read_counts
 
 
 def _run(capsys, *argv):
@@ -101,7 +102,7 @@ def test_fit_prints_a_table(tmp_path, capsys):
         (None, None, "no such file"),
         (b"", None, "no counts"),
         (b"\x00\x01\x02binary", None, "not a text file"),
-        (b"\xff\xfe\xfa", None, "not a UTF-8"),
+        (b"1\n\xfa", None, "not UTF-8"),
         (b"1\n2\nthree\n", None, "line 3|:3"),
         (b"1\n-2\n", None, "negative"),
         (b"1\n2.5\n", None, "not a whole number"),

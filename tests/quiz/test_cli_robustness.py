@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ import torch
 
 import infonorm.quiz.bench
 import infonorm.quiz.claims
+import infonorm.quiz.counts
 import infonorm.quiz.report
 from infonorm.quiz import cli
 from infonorm.quiz.bench import BenchReport
@@ -90,7 +92,10 @@ def test_bad_input_gets_one_line_and_the_documented_exit(case, work, capsys):
 )
 def test_awkward_but_valid_files_are_read(label, argv, files, counts, work, capsys):
     make_files(work, files)
-    assert cli.read_counts(Path(argv[1]), argv[3] if len(argv) > 3 else None) == counts
+    histogram = infonorm.quiz.counts.read_counts(argv[1], argv[3] if len(argv) > 3 else None)
+    assert dict(
+        zip(histogram.values.tolist(), histogram.frequencies.tolist(), strict=True)
+    ) == Counter(counts)
     code, out, err = _run(capsys, *argv, "--json")
     assert code == 0, err
     fit = json.loads(out)
@@ -101,14 +106,14 @@ def test_awkward_but_valid_files_are_read(label, argv, files, counts, work, caps
 def test_permission_denied_is_one_line(work, capsys, monkeypatch):
     path = work / "c.txt"
     path.write_text("1\n2\n")
-    read_bytes = Path.read_bytes
+    open_path = Path.open
 
-    def denied(self):
+    def denied(self, *args, **kwargs):
         if self.name == "c.txt":
             raise PermissionError(13, "Permission denied", str(self))
-        return read_bytes(self)
+        return open_path(self, *args, **kwargs)
 
-    monkeypatch.setattr(Path, "read_bytes", denied)
+    monkeypatch.setattr(Path, "open", denied)
     code, _, err = _run(capsys, "fit", "c.txt")
     assert code == 1
     assert _one_line(err) == "infonorm: error: c.txt: cannot be read (Permission denied)"
@@ -148,7 +153,7 @@ def test_interrupt_is_one_line_and_130(work, capsys, monkeypatch):
     def interrupted(*args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "read_counts", interrupted)
+    monkeypatch.setattr(infonorm.quiz.counts, "read_counts", interrupted)
     code, _, err = _run(capsys, "fit", "c.txt")
     assert code == 130
     assert _one_line(err) == "infonorm: error: interrupted"
@@ -157,17 +162,20 @@ def test_interrupt_is_one_line_and_130(work, capsys, monkeypatch):
 # ---------------------------------------------------------------------------- reproduce --out
 
 
-def _previous_report(folder: Path) -> dict:
-    report = folder / "report"
+def _previous_report(folder: Path, name: str = "report") -> dict:
+    """A report as infonorm writes one (its meta.json lists its files), in folder/name."""
+    files = ["claims.json", "index.html", "meta.json", "figures/old.svg"]
+    meta = {"command": "infonorm reproduce", "files": files}
     make_files(
         folder,
         {
-            "report/claims.json": b"[]\n",
-            "report/meta.json": b"{}\n",
-            "report/index.html": b"<p>previous</p>\n",
+            f"{name}/claims.json": b"[]\n",
+            f"{name}/meta.json": json.dumps(meta).encode(),
+            f"{name}/index.html": b"<p>previous</p>\n",
+            f"{name}/figures/old.svg": b"<svg/>",
         },
     )
-    return _tree(report)
+    return _tree(folder / name)
 
 
 def test_reproduce_out_that_cannot_be_written_is_refused_before_any_claim(
@@ -178,10 +186,13 @@ def test_reproduce_out_that_cannot_be_written_is_refused_before_any_claim(
     def denied(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(infonorm.quiz.report.tempfile, "mkdtemp", denied)
+    monkeypatch.setattr(tempfile, "mkdtemp", denied)
     code, _, err = _run(capsys, "reproduce", "--out", "report")
     assert code == 1
-    assert _one_line(err) == "infonorm: error: --out report cannot be written: .: Permission denied"
+    assert (
+        _one_line(err)
+        == "infonorm: error: --out report cannot be written: report: Permission denied"
+    )
     assert _tree(work / "report") == before
 
 
@@ -259,7 +270,7 @@ def test_bench_out_that_cannot_be_written_is_refused_before_the_benchmark(
     def denied(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(cli.tempfile, "mkdtemp", denied)  # the probe of check_creatable
+    monkeypatch.setattr(tempfile, "mkdtemp", denied)  # the probe of check_creatable
     code, _, err = _run(capsys, "bench", "--op", "layer_norm", "--out", "b.json")
     assert code == 1
     assert _one_line(err) == "infonorm: error: --out b.json cannot be written: .: Permission denied"
@@ -283,11 +294,38 @@ def test_bench_out_is_written_whole_or_not_at_all(tmp_path, capsys, monkeypatch)
     def failing_replace(src, dst):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(cli.os, "replace", failing_replace)
+    monkeypatch.setattr(os, "replace", failing_replace)
     code, _, err = _run(capsys, "bench", "--op", "layer_norm", "--out", "deep/b.json")
     assert code == 1
     assert _one_line(err) == "infonorm: error: [Errno 28] No space left on device"
     assert _tree(tmp_path) == before  # the previous file whole, no staging file beside it
+
+
+def test_bench_out_gets_the_usual_mode_and_is_written_through_a_link(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _fake_bench(monkeypatch)
+    umask = os.umask(0o022)
+    try:
+        code, _, err = _run(capsys, "bench", "--op", "layer_norm", "--out", "b.json")
+    finally:
+        os.umask(umask)
+    assert code == 0, err
+    assert (tmp_path / "b.json").stat().st_mode & 0o777 == 0o644  # not mkstemp's 0600
+    real = tmp_path / "kept" / "real.json"
+    make_files(tmp_path, {"kept/real.json": b"old"})
+    real.chmod(0o640)
+    (tmp_path / "link.json").symlink_to(real)
+    code, _, err = _run(capsys, "bench", "--op", "layer_norm", "--out", "link.json")
+    assert code == 0, err
+    assert (tmp_path / "link.json").is_symlink()
+    assert json.loads(real.read_text())["rows"] == [{"shape": "2x3", "ours": 1.0}]
+    assert real.stat().st_mode & 0o777 == 0o640  # a replaced file keeps its mode
+    assert sorted(p.name for p in tmp_path.rglob("*")) == [
+        "b.json",
+        "kept",
+        "link.json",
+        "real.json",
+    ]
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")

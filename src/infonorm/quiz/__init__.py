@@ -28,8 +28,10 @@ def missing_requirements() -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """The `infonorm` command. Says in one line which extra to install when the harness's
-    requirements are missing, and turns Ctrl-C during the imports into one line too."""
+    """The `infonorm` command (`python -m infonorm`; the `infonorm` script enters through
+    `_infonorm_cli`, which catches Ctrl-C during `import infonorm` too). Says in one line
+    which extra to install when the harness's requirements are missing, and turns Ctrl-C
+    during the harness's imports into one line too."""
     try:
         missing = missing_requirements()
         if missing:

@@ -1,41 +1,62 @@
 """The `infonorm` command: reproduce the quiz, fit Q_λ to counts, benchmark the ops.
 
-Bad usage exits 2 and bad data exits 1, each with one line on stderr and no traceback.
+Bad usage exits 2 and bad data exits 1, each with one line on stderr and no traceback; Ctrl-C
+exits 130, SIGTERM 143 and SIGHUP 129, each after removing what the run had half-written.
+What is printed on stdout is best-effort (see `terminal`).
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import io
+import contextlib
 import json
-import math
-import os
 import platform
 import re
+import shlex
+import signal
 import sys
-import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 from typing import NoReturn
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from infonorm.quiz import check_backprop
+from infonorm.quiz.terminal import (
+    ClaimProgress,
+    Output,
+    StepProgress,
+    error_line,
+    note_line,
+    results_table,
+    tally,
+    width_of,
+)
 
-_DIGITS = re.compile(r"[+-]?[0-9]+")
 EXIT_DATA = 1
 EXIT_USAGE = 2
-VERDICT_STYLE = {"confirmed": "green", "refuted": "yellow", "error": "bold red"}
+EXIT_INTERRUPTED = 130
+# the seeds that give distinct runs: the claims' generators are seeded modulo 2^63
+MAX_SEED = 2**63 - 1
+# signals that stop a run the way Ctrl-C does: what was half-written is removed first
+STOPPING = tuple(getattr(signal, n) for n in ("SIGTERM", "SIGHUP") if hasattr(signal, n))
 
 
 class UsageError(Exception):
     """A command-line argument that cannot be used (exit 2)."""
+
+
+class Stopped(BaseException):
+    """A signal asked the run to stop (exit 128 + its number), raised wherever the run was,
+    so that the cleanups on the way out run as they do for Ctrl-C."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
 
 
 class _Parser(argparse.ArgumentParser):
@@ -43,11 +64,21 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
+# ------------------------------------------------------------------------------ arguments
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="infonorm", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"infonorm {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    _add_reproduce(commands)
+    _add_fit(commands)
+    _add_bench(commands)
+    check_backprop.add_parser(commands)
+    return parser
 
+
+def _add_reproduce(commands) -> None:
     reproduce = commands.add_parser("reproduce", help="check every claim of Quiz 1, write a report")
     reproduce.add_argument(
         "--only",
@@ -61,7 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         default=Path("infonorm-report"),
         metavar="DIR",
-        help="report folder (default: infonorm-report)",
+        help="report folder (default: infonorm-report); only the report's own files in it "
+        "are written or replaced",
     )
     reproduce.add_argument("--seed", type=_seed, default=0, metavar="N", help="random seed (0)")
     reproduce.add_argument("--quick", action="store_true", help="smaller grids and training runs")
@@ -74,14 +106,20 @@ def build_parser() -> argparse.ArgumentParser:
         "(in a source checkout: docs/results)",
     )
 
+
+def _add_fit(commands) -> None:
     fit = commands.add_parser("fit", help="fit Q_λ(k) = (1−λ)λ^k to counts in a file")
     fit.add_argument(
-        "file", type=Path, metavar="FILE", help="one count per line, or a CSV file (with --column)"
+        "file",
+        metavar="FILE",
+        help="one count per line, or a CSV file (with --column); - reads standard input",
     )
     fit.add_argument("--column", default=None, metavar="NAME", help="the CSV column of counts")
     fit.add_argument("--method", choices=("closed-form", "gradient"), default="closed-form")
     fit.add_argument("--json", action="store_true", help="print the fit as JSON")
 
+
+def _add_bench(commands) -> None:
     bench = commands.add_parser("bench", help="time an op against its peers in one run")
     bench.add_argument("--op", required=True, choices=("layer_norm", "mutual_information"))
     bench.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
@@ -93,8 +131,6 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE.json",
         help="also write every figure as JSON",
     )
-    check_backprop.add_parser(commands)
-    return parser
 
 
 def _problems(text: str) -> list[str]:
@@ -117,50 +153,73 @@ def _folder(text: str) -> Path:
 
 
 def _seed(text: str) -> int:
-    try:
-        seed = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if seed < 0:
-        raise argparse.ArgumentTypeError(f"expected a seed >= 0, got {seed}")
+    # ASCII digits only: int() would also take "1_000", " 7 " and digits of other scripts
+    if not re.fullmatch(r"[+-]?[0-9]+", text):
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
+    digits = text.lstrip("+-").lstrip("0")
+    # beyond 19 digits, int() is not worth asking (it refuses 4300 and more)
+    seed = int(text) if len(digits) <= 19 else MAX_SEED + 1
+    if not 0 <= seed <= MAX_SEED:
+        shown = text if len(text) <= 40 else text[:40] + "…"
+        raise argparse.ArgumentTypeError(f"expected a seed from 0 to 2^63 − 1, got {shown}")
     return seed
+
+
+# ------------------------------------------------------------------------------ main
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        args = build_parser().parse_args(argv)
-        command = {
-            "reproduce": _reproduce,
-            "fit": _fit,
-            "bench": _bench,
-            "check-backprop": check_backprop.run,
-        }[args.command]
-        return command(args, argv)
-    except UsageError as error:
-        return _fail(error, EXIT_USAGE)
-    except (ValueError, TypeError, OSError) as error:
-        return _fail(error, EXIT_DATA)
-    except MemoryError:
-        return _fail("out of memory", EXIT_DATA)
-    except KeyboardInterrupt:
-        return _fail("interrupted", 130)
+    with _stopping_signals_raise():
+        try:
+            args = build_parser().parse_args(argv)
+            return COMMANDS[args.command](args, argv)
+        except UsageError as error:
+            return _fail(error, EXIT_USAGE)
+        except (ValueError, TypeError, OSError) as error:
+            return _fail(error, EXIT_DATA)
+        except MemoryError:
+            return _fail("out of memory", EXIT_DATA)
+        except KeyboardInterrupt:
+            return _fail("interrupted", EXIT_INTERRUPTED)
+        except Stopped as stop:
+            return _fail(f"stopped by {stop}", 128 + stop.signum)
 
 
 def _fail(error: object, code: int) -> int:
     """One line on stderr, whatever the message holds."""
-    message = " ".join(str(error).split())
-    print(f"infonorm: error: {message}", file=sys.stderr)
+    error_line(str(error))
     return code
+
+
+@contextlib.contextmanager
+def _stopping_signals_raise() -> Iterator[None]:
+    """SIGTERM and SIGHUP raise `Stopped` while the command runs (by default they end the
+    process on the spot, leaving behind whatever was half-written)."""
+
+    def stop(signum: int, frame: object) -> NoReturn:
+        raise Stopped(signum)
+
+    previous = {}
+    for signum in STOPPING:
+        with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
+            previous[signum] = signal.signal(signum, stop)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+# ------------------------------------------------------------------------------ reproduce
 
 
 def _reproduce(args: argparse.Namespace, argv: list[str]) -> int:
     from infonorm.quiz.claims import Context, run, select
     from infonorm.quiz.report import check_destination, write_report
 
-    if args.out.exists() and not args.out.is_dir():
-        raise UsageError(f"--out {args.out} is a file, not a folder")
-    # before any claim runs: a folder that is not a report, or one that cannot be written
+    # before any claim runs: a destination that would overwrite someone's files, or that
+    # cannot be written
     try:
         check_destination(args.out)
     except ValueError as error:
@@ -169,71 +228,44 @@ def _reproduce(args: argparse.Namespace, argv: list[str]) -> int:
         raise OSError(f"--{error}") from None
     claims = select(args.only)
     context = Context(seed=args.seed, quick=args.quick)
-    console = Console(highlight=False)
+    out = Output()
+    progress = ClaimProgress(out, len(claims))
+    context.progress = progress.on_step
     started = time.perf_counter()
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as progress:
-        overall = progress.add_task("claims", total=len(claims))
-        step = progress.add_task("", total=None, visible=False)
-
-        def on_step(description: str, done: int, total: int) -> None:
-            progress.update(
-                step, description=f"  {description}", completed=done, total=total, visible=True
-            )
-
-        def on_start(claim) -> None:
-            progress.update(overall, description=f"{claim.id}: {claim.title}")
-
-        def on_result(result) -> None:
-            progress.update(step, visible=False)
-            progress.advance(overall)
-            style = VERDICT_STYLE[result.verdict]
-            console.print(
-                f"[{style}]{result.verdict:>9}[/] {result.claim.id}  [dim]{result.seconds:.1f} s[/]"
-            )
-
-        context.progress = on_step
-        results = run(claims, context, on_start=on_start, on_result=on_result)
+    with progress.shown():
+        results = run(claims, context, on_start=progress.on_start, on_result=progress.on_result)
     meta = _meta(args, argv, time.perf_counter() - started)
-    out = write_report(results, args.out, meta)
-    console.print(_results_table(results))
-    console.print(f"Report: {out / 'index.html'}   Data: {out / 'claims.json'}")
+    folder = write_report(results, args.out, meta)
+    _print_results(out, results, folder)
+    if out.failure is not None and not out.broken_pipe:
+        note_line(
+            f"warning: standard output failed ({out.failure.strerror or out.failure}); "
+            f"the report was written: {folder / 'index.html'}"
+        )
     errors = [r.claim.id for r in results if r.verdict == "error"]
     if errors:
         return _fail(f"checks failed to run: {', '.join(errors)}", EXIT_DATA)
     return 0
 
 
-def _results_table(results) -> Table:
+def _print_results(out: Output, results, folder: Path) -> None:
     from infonorm.quiz.report.markup import evidence_summary
 
-    table = Table(title="Quiz 1: claims checked against independent references")
-    table.add_column("claim", no_wrap=True)
-    table.add_column("verdict", no_wrap=True)
-    table.add_column("evidence", overflow="fold")
-    table.add_column("independent reference", overflow="fold")
+    rows = []
     for result in results:
         entry = result.to_dict()
-        style = VERDICT_STYLE[result.verdict]
-        table.add_row(
-            entry["id"],
-            f"[{style}]{entry['verdict']}[/]",
-            evidence_summary(entry),
-            entry["reference"],
-        )
-    return table
+        rows.append((entry["id"], entry["verdict"], evidence_summary(entry), entry["reference"]))
+    console = out.console()
+    for line in results_table(rows, width_of(out)):
+        console.print(line, soft_wrap=True)
+    for line in tally(results, str(folder / "index.html"), str(folder / "claims.json")):
+        console.print(line, soft_wrap=True)
 
 
 def _meta(args: argparse.Namespace, argv: list[str], seconds: float) -> dict:
     packages = ("infonorm", "torch", "numpy", "scipy", "scikit-learn", "matplotlib", "rich")
     return {
-        "command": " ".join(["infonorm", *argv]),
+        "command": shlex.join(["infonorm", *argv]),
         "seed": args.seed,
         "quick": args.quick,
         "results": str(args.results) if args.results else None,
@@ -253,147 +285,77 @@ def _version(package: str = "infonorm") -> str:
         return "unknown"
 
 
-def read_counts(path: Path, column: str | None = None) -> list[int]:
-    """Counts from a text file (one per line) or from a CSV column; ValueError if malformed."""
-    if not path.exists():
-        raise ValueError(f"{path}: no such file")
-    if path.is_dir():
-        raise ValueError(f"{path}: is a folder, not a file")
-    try:
-        raw = path.read_bytes()
-    except OSError as error:
-        raise ValueError(f"{path}: cannot be read ({error.strerror or error})") from None
-    if b"\0" in raw:
-        raise ValueError(f"{path}: not a text file (it holds NUL bytes)")
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise ValueError(f"{path}: not a UTF-8 text file") from None
-    if column is None and path.suffix.lower() == ".csv":
-        raise ValueError(f"{path}: a CSV file needs --column NAME to name the column of counts")
-    if column is None:
-        cells = [(n, line.strip()) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
-    else:
-        cells = _csv_column(text, column, path)
-    if not cells:
-        raise ValueError(f"{path}: holds no counts")
-    from infonorm._validation import MAX_COUNT
-
-    return [_count(cell, f"{path}:{line}", MAX_COUNT) for line, cell in cells]
-
-
-def _csv_column(text: str, column: str, path: Path) -> list[tuple[int, str]]:
-    try:
-        # strict: an unclosed quote or text after a closing quote is an error, not data
-        reader = csv.DictReader(io.StringIO(text), strict=True)
-        names = reader.fieldnames or []
-        if column not in names:
-            shown = ", ".join(repr(n) for n in names) or "none"
-            raise ValueError(f"{path}: no column {column!r} (columns: {shown})")
-        if names.count(column) > 1:
-            raise ValueError(f"{path}: column {column!r} appears {names.count(column)} times")
-        return [
-            (reader.line_num, (row[column] or "").strip())
-            for row in reader
-            if (row[column] or "").strip()
-        ]
-    except csv.Error as error:
-        raise ValueError(f"{path}: malformed CSV ({error})") from None
-
-
-def _count(cell: str, where: str, limit: int) -> int:
-    """The whole number in [0, limit] that `cell` spells, or ValueError naming the line."""
-    shown = cell[:40] + ("…" if len(cell) > 40 else "")
-    try:
-        value = int(cell)
-    except ValueError:
-        # digits alone that int() refuses: beyond its limit of 4300 digits
-        if _DIGITS.fullmatch(cell):
-            value = -1 if cell.startswith("-") else limit + 1
-        else:
-            value = _float_count(cell, shown, where, limit)
-    if value < 0:
-        raise ValueError(f"{where}: {shown!r} is negative: counts must be >= 0")
-    if value > limit:
-        largest = f"{limit:.0e}".replace("e+", "e")
-        raise ValueError(f"{where}: {shown!r} is above {largest}, too large for a count")
-    return value
-
-
-def _float_count(cell: str, shown: str, where: str, limit: int) -> int:
-    """A count written as a float (5.0, 1e3), whole; −1 or limit + 1 for ±1e400 and such."""
-    try:
-        value = float(cell)
-    except ValueError:
-        raise ValueError(f"{where}: {shown!r} is not a whole number") from None
-    if math.isinf(value) and "inf" not in cell.lower():  # 1e400: a number, too large
-        return -1 if value < 0 else limit + 1
-    if not math.isfinite(value) or value != int(value):
-        raise ValueError(f"{where}: {shown!r} is not a whole number")
-    return int(value)
+# ------------------------------------------------------------------------------ fit
 
 
 def _fit(args: argparse.Namespace, argv: list[str]) -> int:
     from infonorm import geometric
+    from infonorm.quiz.counts import read_counts
 
     counts = read_counts(args.file, args.column)
-    fit = geometric.fit(counts, method=args.method)
-    tv = geometric.total_variation(counts, fit.lam)
-    summary = {
-        "file": str(args.file),
-        "column": args.column,
-        "n": fit.n,
-        "mu": fit.mu,
-        "lambda": fit.lam,
-        "cross_entropy_nats": fit.cross_entropy + 0.0,
-        "total_variation": tv,
-        "method": fit.method,
-    }
-    console = Console(highlight=False)
+    fit = geometric.fit(counts.values, method=args.method, weights=counts.frequencies)
+    tv = geometric.total_variation(counts.values, fit.lam, weights=counts.frequencies)
+    out = Output()
     if args.json:
-        console.print_json(json.dumps(summary))
-        return 0
-    table = Table(title=f"Q_λ fitted to {args.file}" + (f" [{args.column}]" if args.column else ""))
-    table.add_column("quantity")
-    table.add_column("value", justify="right")
-    table.add_row("counts n", f"{fit.n}")
-    table.add_row("mean μ", f"{fit.mu:.6g}")
-    table.add_row("λ* = μ/(μ+1)", f"{fit.lam:.9g}")
-    table.add_row("H(Pop, Q_λ*) [nats]", f"{fit.cross_entropy + 0.0:.6g}")
-    table.add_row("total variation to the data", f"{tv:.4g}")
-    console.print(table)
+        summary = {
+            "file": args.file,
+            "column": args.column,
+            "n": fit.n,
+            "mu": fit.mu,
+            "lambda": fit.lam,
+            "cross_entropy_nats": fit.cross_entropy + 0.0,
+            "total_variation": tv,
+            "method": fit.method,
+        }
+        out.write(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
+    else:
+        source = "standard input" if args.file == "-" else args.file
+        title = f"Q_λ fitted to {source}" + (f" [{args.column}]" if args.column else "")
+        table = Table(title=title)
+        table.add_column("quantity")
+        table.add_column("value", justify="right")
+        table.add_row("counts n", f"{fit.n}")
+        table.add_row("mean μ", f"{fit.mu:.6g}")
+        table.add_row("λ* = μ/(μ+1)", f"{fit.lam:.9g}")
+        table.add_row("H(Pop, Q_λ*) [nats]", f"{fit.cross_entropy + 0.0:.6g}")
+        table.add_row("total variation to the data", f"{tv:.4g}")
+        out.console().print(table)
+    _check_written(out)
     return 0
+
+
+def _check_written(out: Output) -> None:
+    """OSError when what was printed is lost for a reason other than a reader that stopped
+    reading (`| head`): for `fit` and `bench`, the output is the result."""
+    if out.failure is not None and not out.broken_pipe:
+        raise OSError(f"standard output: {out.failure.strerror or out.failure}")
+
+
+# ------------------------------------------------------------------------------ bench
 
 
 def _bench(args: argparse.Namespace, argv: list[str]) -> int:
     from infonorm.quiz import bench
+    from infonorm.quiz.files import write_text_atomically
 
     if args.out is not None:
         _check_output_file(args.out)
-    console = Console(highlight=False)
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        console=console,
-        transient=True,
-    ) as progress:
-        task = progress.add_task(f"{args.op} on {args.device}", total=None)
+    out = Output()
+    progress = StepProgress(out, f"{args.op} on {args.device}")
 
-        def on_step(description: str, done: int, total: int) -> None:
-            progress.update(task, description=description, completed=done, total=total)
+    def save(report: bench.BenchReport) -> None:
+        record = {"command": shlex.join(["infonorm", *argv]), **report.to_dict()}
+        write_text_atomically(args.out, json.dumps(record, indent=1) + "\n")
 
-        def save(report: bench.BenchReport) -> None:
-            record = {"command": " ".join(["infonorm", *argv]), **report.to_dict()}
-            _write_atomically(args.out, json.dumps(record, indent=1) + "\n")
-
+    with progress.shown():
         report = bench.run(
             args.op,
             args.device,
             quick=args.quick,
-            progress=on_step,
+            progress=progress.update,
             checkpoint=save if args.out is not None else None,
         )
+    console = out.console()
     table = Table(title=f"infonorm bench --op {args.op} --device {args.device}")
     for column in report.columns:
         table.add_column(column, justify="left" if column in report.columns[:2] else "right")
@@ -401,15 +363,19 @@ def _bench(args: argparse.Namespace, argv: list[str]) -> int:
         table.add_row(*(_cell(row.get(column)) for column in report.columns))
     console.print(table)
     for note in report.notes:
-        console.print(note, markup=False)
+        console.print(note)
     env = report.environment
     console.print(
-        f"[dim]{env.get('date')} · {env.get('gpu') or env.get('processor')} · "
-        f"torch {env.get('torch')} · {env.get('threads')} threads[/]"
+        Text(
+            f"{env.get('date')} · {env.get('gpu') or env.get('processor')} · "
+            f"torch {env.get('torch')} · {env.get('threads')} threads",
+            style="dim",
+        )
     )
     if args.out is not None:
         save(report)
         console.print(f"Figures: {args.out}")
+    _check_written(out)
     return 0
 
 
@@ -422,25 +388,20 @@ def _check_output_file(path: Path) -> None:
     check_creatable(path, "--out")
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    """Write `text` to `path` through a file beside it: never a half-written `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, staging = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as file:
-            file.write(text)
-        os.replace(staging, path)
-    except BaseException:
-        Path(staging).unlink(missing_ok=True)
-        raise
-
-
 def _cell(value) -> str:
     if value is None:
         return "—"
     if isinstance(value, float):
         return f"{value:.3g}"
     return str(value)
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace, list[str]], int]] = {
+    "reproduce": _reproduce,
+    "fit": _fit,
+    "bench": _bench,
+    "check-backprop": check_backprop.run,
+}
 
 
 if __name__ == "__main__":

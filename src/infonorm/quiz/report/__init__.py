@@ -1,18 +1,32 @@
-"""The report of `infonorm reproduce`: claims.json, meta.json and index.html in one folder.
+"""The report of `infonorm reproduce`: index.html, claims.json, meta.json and figures/ in one
+folder, which may hold anything else besides.
 
-The folder is built beside its destination and moved into place only when complete, so
-that a failed run leaves the previous report as it was.
+Only the report's own files are ever written, replaced or removed; whatever else the folder
+holds (notes, data, a whole project) is left as it is. The report is first written whole into
+a hidden folder inside the destination, so that every later move is a rename on one file
+system. Then, holding a lock on the destination (so that of several runs writing to one
+folder the last wins whole), each file is renamed into place, replacing its previous version
+atomically, and the files the previous report wrote that this one does not (the figures of
+problems not rerun) are removed. meta.json lists the files the report wrote (its "files"):
+that list is how the next run knows what is its own. A run that fails or is interrupted
+before that point removes its hidden folder and leaves the previous report as it was.
+
+A folder is a previous report when its meta.json is one that infonorm wrote. Anywhere else,
+a file or folder named like one of the report's own (index.html, claims.json, meta.json,
+figures) belongs to someone else: the destination is refused before any claim runs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
 import shutil
+import signal
 import tempfile
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Iterator, Sequence
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from infonorm._validation import check_creatable
@@ -20,49 +34,153 @@ from infonorm.quiz.claims import ClaimResult
 from infonorm.quiz.claims.engine import jsonable
 from infonorm.quiz.report.page import render_page
 
-__all__ = ["check_destination", "write_report"]
+try:
+    import fcntl
+except ImportError:  # Windows: concurrent runs into one folder are not serialized there
+    fcntl = None
 
-# what marks a folder as a report of ours, which may be replaced
-_REPORT_FILES = ("claims.json", "meta.json")
+__all__ = ["OWN_NAMES", "check_destination", "write_report"]
+
+# what a report writes at the top of its folder; in a folder that is not a report, any of
+# these belongs to someone else
+OWN_NAMES = ("index.html", "claims.json", "meta.json", "figures")
+STAGING_PREFIX = ".infonorm-report-"
+# signals whose handlers would interrupt the renames halfway; held back until they are done
+_DEFERRED = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
 
 
 def check_destination(out: str | os.PathLike) -> Path:
-    """Raise before any work unless a report can be written to `out`.
+    """Raise before any work unless a report can be written to `out`; creates nothing.
 
-    ValueError when `out` is a file, or a folder that is neither empty nor a previous
-    report (replacing it would delete what it holds); OSError when the nearest existing
-    folder on the way to `out` cannot be written. Creates nothing.
-    """
+    ValueError when `out` is a file, or a folder that is not a report and holds something
+    named like one of the report's own files (writing would overwrite it); OSError when
+    `out`, or the nearest existing folder on the way to it, cannot be written."""
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"out must be a folder, but {out} is a file")
-    if out.is_dir() and any(out.iterdir()) and not all((out / f).is_file() for f in _REPORT_FILES):
+    folder = _folder(out)
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"out {out} is a file, not a folder")
+    if not folder.is_dir():
+        check_creatable(folder, "out")
+        return out
+    for name in _foreign(folder, _previous(folder), OWN_NAMES):
         raise ValueError(
-            f"out {out} is a folder that holds no report (no claims.json and meta.json): "
-            "replacing it would delete its files; choose a new or empty folder"
+            f"out {out} holds {name}, which no infonorm report wrote: the report would "
+            "overwrite it; choose another folder"
         )
-    # the report is staged beside `out`, in the folder that will hold it
-    check_creatable(out, "out")
+    _check_writable(folder, out)
     return out
 
 
 def write_report(
     results: Sequence[ClaimResult], out: str | os.PathLike, meta: dict[str, Any]
 ) -> Path:
-    """Write claims.json, meta.json and index.html into `out`, replacing it atomically."""
+    """Write the report into `out`: its own files replaced, nothing else touched."""
     out = check_destination(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = _new_folder(out.parent, f".{out.name}.")
+    folder = _folder(out)
+    created = _make_folder(folder)
+    staging = None
     try:
-        entries = [result.to_dict() for result in results]
-        _write_json(staging / "claims.json", entries)
-        _write_json(staging / "meta.json", jsonable(meta))
-        (staging / "index.html").write_text(render_page(entries, meta, staging), encoding="utf-8")
-        _replace(staging, out)
+        staging = _new_folder(folder, STAGING_PREFIX)
+        files = _stage(results, meta, staging)
+        _install(staging, folder, out, files)
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+        if created:
+            with contextlib.suppress(OSError):  # not empty: another run writes there too
+                folder.rmdir()
         raise
+    staging.rmdir()
     return out
+
+
+def _stage(results: Sequence[ClaimResult], meta: dict[str, Any], staging: Path) -> list[str]:
+    """Write the whole report into `staging`; the list of its files, meta.json last, which
+    records it."""
+    entries = [result.to_dict() for result in results]
+    _write_json(staging / "claims.json", entries)
+    (staging / "index.html").write_text(render_page(entries, meta, staging), encoding="utf-8")
+    files = sorted({*_files(staging), "meta.json"})
+    for name in files:
+        if not _is_own_path(name):  # OWN_NAMES must name whatever a report holds
+            raise RuntimeError(f"the report wrote {name}, not under {', '.join(OWN_NAMES)}")
+    _write_json(staging / "meta.json", jsonable({**meta, "files": files}))
+    return files
+
+
+def _folder(out: Path) -> Path:
+    """Where the files go: `out`, or for a link the folder it points to, which the report is
+    written into (through the link, which stays) even when it does not exist yet."""
+    return Path(os.path.realpath(out)) if out.is_symlink() else out
+
+
+def _previous(folder: Path) -> set[str] | None:
+    """The files the report in `folder` wrote, or None when `folder` holds no report.
+
+    The list comes from its meta.json; a report written before meta.json listed its files
+    owns its own names and the SVG figures it holds."""
+    try:
+        meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(meta, dict):
+        return None
+    files = meta.get("files")
+    if isinstance(files, list) and all(isinstance(f, str) for f in files):
+        return {f for f in files if _is_own_path(f)}
+    if isinstance(meta.get("command"), str) and meta["command"].startswith("infonorm "):
+        figures = [f"figures/{p.name}" for p in (folder / "figures").glob("*.svg")]
+        return {"index.html", "claims.json", "meta.json", *figures}
+    return None
+
+
+def _is_own_path(name: str) -> bool:
+    """Whether `name` may be a file of a report: a plain relative path below one of its
+    own names (a meta.json edited to list ../x or /etc/x is not obeyed)."""
+    parts = PurePosixPath(name).parts
+    return (
+        bool(parts)
+        and not PurePosixPath(name).is_absolute()
+        and ".." not in parts
+        and parts[0] in OWN_NAMES
+    )
+
+
+def _foreign(folder: Path, previous: set[str] | None, names: Sequence[str]) -> Iterator[str]:
+    """Those of `names` (paths relative to `folder`) that exist there and are not the
+    previous report's. In a report's folder, all that goes by the report's own names is its
+    own (figures/ as long as it is a folder); elsewhere, nothing is."""
+    for name in names:
+        path = folder / name
+        if not (path.exists() or path.is_symlink()):
+            continue
+        top = PurePosixPath(name).parts[0]
+        figures_ok = top != "figures" or (folder / "figures").is_dir()
+        if previous is None or not figures_ok or (top not in OWN_NAMES and name not in previous):
+            yield name
+
+
+def _check_writable(folder: Path, out: Path) -> None:
+    """OSError unless a new entry can be made in `folder` (tried for real, as permission
+    bits do not tell root or read-only mounts)."""
+    try:
+        Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=folder)).rmdir()
+    except OSError as error:
+        raise OSError(f"out {out} cannot be written: {folder}: {error.strerror}") from None
+
+
+def _make_folder(folder: Path) -> bool:
+    """Make `folder` (and what leads to it) unless it exists; whether this call made it."""
+    try:
+        folder.mkdir()
+    except FileExistsError:
+        return False
+    except FileNotFoundError:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        return _make_folder(folder)
+    return True
 
 
 def _new_folder(parent: Path, prefix: str) -> Path:
@@ -83,17 +201,63 @@ def _write_json(path: Path, value: Any) -> None:
     )
 
 
-def _replace(staging: Path, out: Path) -> None:
-    """Move `staging` to `out`; the old `out`, if any, is removed only after the move."""
-    if not out.exists():
-        staging.rename(out)
+def _files(staging: Path) -> list[str]:
+    return [p.relative_to(staging).as_posix() for p in staging.rglob("*") if not p.is_dir()]
+
+
+def _install(staging: Path, folder: Path, out: Path, files: list[str]) -> None:
+    """Rename the staged files into `folder`, then remove the previous report's leftovers.
+
+    Under a lock on `folder`, so that concurrent runs install one after another; with the
+    signals that would stop it halfway held back until it is done."""
+    with _locked(folder), _signals_deferred():
+        previous = _previous(folder)
+        for name in _foreign(folder, previous, files):
+            raise FileExistsError(
+                f"out {out}: {name} appeared while the claims ran and is not the report's: "
+                "left as it is, and no report written"
+            )
+        # index.html last: whoever opens it finds the files it links to in place
+        for name in sorted(files, key=lambda f: (f == "index.html", f)):
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staging / name, folder / name)
+        for name in sorted((previous or set()) - set(files)):
+            path = folder / name
+            if path.is_file() or path.is_symlink():
+                path.unlink()
+        _remove_empty_folders(staging, folder)
+
+
+def _remove_empty_folders(staging: Path, folder: Path) -> None:
+    """The staging folder's emptied subfolders, and figures/ if no file is left in it."""
+    for sub in sorted((p for p in staging.rglob("*") if p.is_dir()), reverse=True):
+        sub.rmdir()
+    figures = folder / "figures"
+    if figures.is_dir() and not figures.is_symlink():
+        with contextlib.suppress(OSError):  # not empty
+            figures.rmdir()
+
+
+@contextlib.contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    if fcntl is None:
+        yield
         return
-    retired = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
-    retired.rmdir()
-    out.rename(retired)
+    descriptor = os.open(folder, os.O_RDONLY)
     try:
-        staging.rename(out)
-    except BaseException:
-        retired.rename(out)
-        raise
-    shutil.rmtree(retired, ignore_errors=True)
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)
+
+
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _DEFERRED)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
