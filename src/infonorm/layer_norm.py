@@ -34,8 +34,9 @@ Backends, one computation each (`backend=`):
   behind `torch.nn.LayerNorm`) followed by torch's activation, differentiated by torch's own
   backward formulas: the arithmetic of `nn.LayerNorm` + the activation module, minus one
   buffer. ATen accumulates the variance in float32, which fails when σ leaves about
-  [1e-18, 1e18] (NaN, or an error of 7e-4 at 1e-21); on CPU each call reads the R values of
-  rstd (no device to wait for) and recomputes inputs outside [1e-16, 1e16] with "torch".
+  [1e-18, 1e18] (all 0 or NaN from 3e18 on, off by 7e-4 at 1e-21 with eps = 0); on CPU each
+  call reads the R values of 1/σ (no device to wait for) and recomputes inputs with σ
+  outside [1e-16, 1e16] with "torch".
 - "triton": the fused kernels of `infonorm.kernels.layer_norm` (CUDA).
 - "auto": "triton" on CUDA where the activation table has a kernel, else "aten" for
   scope="position" and "torch" for scope="layer".
@@ -47,6 +48,11 @@ the same ATen calls with torch's autograd, sparing the operator's Python dispatc
 µs per call). Second derivatives (create_graph=True, `torch.autograd.functional.hessian`)
 and torch.func transforms (vmap, grad, jacrev, jacfwd, hessian, jvp) run a composite of
 torch ops with the same equations, which autograd and torch.func differentiate to any order.
+
+Values are read on the host only where no device waits for them: on CPU tensors (the
+"aten" range check and, with eps = 0, the refusal of a constant layer read the R values of
+1/σ), and for eps = 0 on CUDA in eager mode (to name the constant layer). The CUDA paths
+with eps > 0, and everything under torch.compile on CUDA, read nothing.
 
 Layout of this file: types and argument checks, the float64 reference, the torch forward
 and the hand backward, the ATen path and the composite, the operator and its autograd, the
@@ -92,6 +98,7 @@ BACKENDS: tuple[Backend, ...] = get_args(Backend)
 _HALF = (torch.float16, torch.bfloat16)
 # the dtypes the Triton kernels take (float64 stays on torch)
 _KERNEL_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+_ACTIVATION_NAMES = tuple(ACTIVATIONS)
 
 
 # ---------------------------------------------------------------------------- argument checks
@@ -122,7 +129,7 @@ def check_arguments(
     empty (T = 0 here).
     """
     check_choice(scope, "scope", SCOPES)
-    check_choice(activation, "activation", tuple(ACTIVATIONS))
+    check_choice(activation, "activation", _ACTIVATION_NAMES)
     if eps is not None:
         eps = check_finite_scalar(eps, "eps", minimum=0.0)
     _check_tensor(x, "x")
@@ -150,12 +157,17 @@ def check_arguments(
     return eps
 
 
+@functools.cache
+def _smallest_subnormal(dtype: torch.dtype) -> float:
+    finfo = torch.finfo(dtype)
+    # 2^(−mantissa bits) below the smallest normal
+    return finfo.tiny * finfo.eps
+
+
 def _check_eps_survives(eps: float, dtype: torch.dtype) -> None:
     """A positive eps that rounds to 0 in the statistics' dtype would be eps = 0 in disguise,
     without its check of constant layers (a constant layer would give NaN)."""
-    finfo = torch.finfo(dtype)
-    # the smallest subnormal, 2^(−mantissa bits) below the smallest normal
-    smallest = finfo.tiny * finfo.eps
+    smallest = _smallest_subnormal(dtype)
     if 0 < eps <= smallest / 2:
         raise ValueError(
             f"eps={eps!r} is 0 in {dtype}, the precision of the statistics: pass eps=0 (the "
@@ -422,37 +434,42 @@ def _aten_forward(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(L̃, μ, 1/σ) per position by ATen's fused layer norm, then the activation in z's own
     buffer; differentiable by torch's autograd (which then keeps x and, for relu, tanh and
-    sigmoid, L̃, as nn.LayerNorm + the activation module do)."""
+    sigmoid, L̃, as nn.LayerNorm + the activation module do). μ and 1/σ have shape
+    x.shape[:-1] + (1,)."""
     dtype = _compute_dtype(x)
+    if x.dtype == A.dtype == B.dtype == dtype:
+        L = x  # no conversions: this is the hot path of nn.LayerNorm-style use
+    else:
+        L, A, B = x.to(dtype), A.to(dtype), B.to(dtype)
     # z = A h + B with h = (L − μ)/σ, σ = sqrt(var + eps), and μ, 1/σ of shape (..., 1)
-    z, mean, rstd = torch.native_layer_norm(
-        x.to(dtype), x.shape[-1:], A.to(dtype), B.to(dtype), eps
-    )
+    z, mean, rstd = torch.native_layer_norm(L, L.shape[-1:], A, B, eps)
     # L̃ = act(z)
     y = ACTIVATIONS[activation].forward_(z)
-    shape = x.shape[:-1]
-    return y.to(x.dtype), mean.view(shape), rstd.view(shape)
+    return (y if L is x else y.to(x.dtype)), mean, rstd
 
 
 @functools.cache
 def _aten_rstd_range(dtype: torch.dtype) -> tuple[float, float]:
     """The 1/σ for which ATen's arithmetic is right: it accumulates Σ (L − μ)² in the
     compute dtype, so σ² must stay in the normal range with a factor N to spare (10⁶ here,
-    10³ on σ). float32: σ from 1.1e-16 to 1.8e16 (measured right from 1e-18 to 1e18; at
-    1e-21 and 1e21 the output is off by 7e-4 or NaN, and dx NaN)."""
+    10³ on σ). float32: σ from 1.1e-16 to 1.8e16 (measured right from 1e-18 to 1e18; from
+    3e18 on the output is all 0 or NaN, at 1e-21 with eps = 0 it is off by 7e-4 and dx NaN)."""
     finfo = torch.finfo(dtype)
     return 1e3 * finfo.max**-0.5, 1e-3 * finfo.tiny**-0.5
 
 
-def _aten_handles(rstd: torch.Tensor) -> bool:
+def _aten_handles(rstd: torch.Tensor, eps: float) -> bool:
     """Whether ATen's float arithmetic is right for these statistics. Reads rstd on the host
     for CPU tensors only (no device to wait for); elsewhere ATen is trusted as nn.LayerNorm
     is. A NaN (from non-finite x) sends the call to "torch", which keeps it to its layer."""
     if rstd.device.type != "cpu" or rstd.numel() == 0:
         return True
     low, high = _aten_rstd_range(rstd.dtype)
+    if eps * high * high >= 1:
+        # 1/σ <= 1/sqrt(eps) <= high: only the lower bound can fail (one reduction)
+        return rstd.min().item() >= low
     smallest, largest = torch.aminmax(rstd)
-    return bool((smallest >= low) & (largest <= high))
+    return low <= smallest.item() and largest.item() <= high
 
 
 def _aten_backward(
@@ -534,6 +551,9 @@ def _resolve(backend: str, x: torch.Tensor, scope: str, activation: str) -> str:
     the activation table has a kernel and triton imports, else "aten" per position and
     "torch" for whole layers. Decided from metadata only (device, dtype, names)."""
     if backend != "auto":
+        if backend == "aten" and scope != "position":
+            # only a direct call of the operator gets here (layer_norm checks it first)
+            raise ValueError("backend='aten' computes per-position statistics only")
         return backend
     triton = "triton" in backends_of(activation) and x.dtype in _KERNEL_DTYPES
     if x.is_cuda and triton and _triton_imports():
@@ -571,7 +591,8 @@ def _layer_norm_op(
         y, mean, rstd = _kernels().forward(x, A, B, scope=scope, **kw)
     if path == "aten":
         y, mean, rstd = _aten_forward(x, A, B, **kw)
-        path = "aten" if _aten_handles(rstd) else "torch"
+        mean, rstd = mean.view(x.shape[:-1]), rstd.view(x.shape[:-1])
+        path = "aten" if _aten_handles(rstd, eps) else "torch"
     if path == "torch":
         y, mean, rstd = _forward(x, A, B, scope=scope, **kw)
     if eps == 0 and x.device.type == "cpu":
@@ -602,7 +623,7 @@ def _layer_norm_backward_op(
     path = _resolve(backend, x, scope, activation)
     if path == "triton":
         return _kernels().backward(dy, x, A, B, mean, rstd, scope=scope, activation=activation)
-    if path == "aten" and _aten_handles(rstd):
+    if path == "aten" and _aten_handles(rstd, 0.0):
         return _aten_backward(dy, x, A, B, mean, rstd, activation=activation)
     return _backward(dy, x, A, B, mean, rstd, scope=scope, activation=activation)
 
@@ -687,9 +708,10 @@ def _traced() -> bool:
 
 
 def _transformed(*tensors: torch.Tensor) -> bool:
-    """A torch.func transform or forward-mode AD sees these tensors. The operator has no
-    forward-mode formula and torch.func cannot run its autograd, so they take the composite."""
-    if any(torch._C._functorch.is_functorch_wrapped_tensor(t) for t in tensors):
+    """A torch.func transform is running, or forward-mode AD sees these tensors. The
+    operator has no forward-mode formula and torch.func cannot run its autograd, so they
+    take the composite."""
+    if torch._C._functorch.peek_interpreter_stack() is not None:
         return True
     return forward_ad._current_level >= 0 and any(
         forward_ad.unpack_dual(t).tangent is not None for t in tensors
@@ -707,7 +729,7 @@ def layer_norm(
     backend: Backend = "auto",
     group: Any = None,
 ) -> torch.Tensor:
-    """L̃ = act(A (L − μ)/σ + B), differentiable in x, A and B by the hand backward.
+    """L̃ = act(A (L − μ)/σ + B), differentiable in x, A and B (to any order).
 
     scope="layer": x is (..., T, I) and μ, σ are taken over the last two dims (the quiz);
     scope="position": x is (..., I) and μ, σ over the last dim (nn.LayerNorm's statistics).
@@ -743,7 +765,7 @@ def layer_norm(
         return _composite(x, A, B, scope=scope, activation=activation, eps=eps)
     if not traced and _resolve(backend, x, scope, activation) == "aten":
         y, _, rstd = _aten_forward(x, A, B, activation=activation, eps=eps)
-        if _aten_handles(rstd):
+        if _aten_handles(rstd, eps):
             return y
         backend = "torch"
     y, _, rstd = _layer_norm_op(x, A, B, scope, activation, eps, backend)
@@ -826,7 +848,7 @@ class LayerNorm(nn.Module):
     ) -> None:
         super().__init__()
         check_choice(scope, "scope", SCOPES)
-        check_choice(activation, "activation", tuple(ACTIVATIONS))
+        check_choice(activation, "activation", _ACTIVATION_NAMES)
         if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
             raise TypeError(f"dtype must be a floating-point torch.dtype, got {dtype!r}")
         self.normalized_shape = (_features(normalized_shape),)
@@ -849,7 +871,7 @@ class LayerNorm(nn.Module):
         if name == "scope":
             check_choice(value, "scope", SCOPES)
         elif name == "activation":
-            check_choice(value, "activation", tuple(ACTIVATIONS))
+            check_choice(value, "activation", _ACTIVATION_NAMES)
         super().__setattr__(name, value)
         if name in ("scope", "activation"):
             self._sync_fused_path_guard()
@@ -936,7 +958,7 @@ def _fused_name(module: nn.Module | None, names: frozenset[str]) -> str | None:
 def _activations_to_fuse(activation: Any) -> frozenset[str]:
     names = (activation,) if isinstance(activation, str) else tuple(activation)
     for name in names:
-        check_choice(name, "activation", tuple(ACTIVATIONS))
+        check_choice(name, "activation", _ACTIVATION_NAMES)
     return frozenset(names) - {"identity"}
 
 

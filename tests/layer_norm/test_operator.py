@@ -249,3 +249,38 @@ def test_forward_mode_ad_gives_the_directional_derivative(scope):
         lambda z: layer_norm_reference(z, A, B, **kw), x, direction
     )
     torch.testing.assert_close(tangent, expected, rtol=1e-10, atol=1e-10)
+
+
+# ---------------------------------------------------------------------------- the Triton path
+
+
+@pytest.mark.parametrize("scope", SCOPES)
+def test_the_operator_runs_the_triton_kernels_forward_and_backward(scope):
+    # on CPU under Triton's interpreter (tests/conftest.py), on CUDA where there is a GPU
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    x, A, B = (t.to(device) for t in _inputs((2, 5, 12), torch.float32))
+    dy = torch.randn_like(x)
+    kw = {"scope": scope, "activation": "silu"}
+    got = _leaves(x, A, B)
+    y = layer_norm(*got, backend="triton", **kw)
+    y.backward(dy)
+    want = _leaves(x.double(), A.double(), B.double())
+    expected = layer_norm_reference(*want, **kw)
+    expected.backward(dy.double())
+    torch.testing.assert_close(y.double(), expected, rtol=1e-5, atol=1e-5)
+    for g, w in zip(got, want, strict=True):
+        torch.testing.assert_close(g.grad.double(), w.grad, rtol=1e-4, atol=1e-4)
+
+
+def test_a_direct_call_of_the_operator_refuses_aten_for_whole_layers():
+    x, A, B = _inputs((2, 3, 4))
+    with pytest.raises(ValueError, match="backend='aten' computes per-position statistics only"):
+        OP(x, A, B, "layer", "relu", 1e-5, "aten")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("scope", SCOPES)
+def test_opcheck_on_cuda_tensors(scope):
+    x, A, B = (t.cuda().requires_grad_() for t in _inputs((4, 16, 64), torch.float32))
+    torch.library.opcheck(OP, (x, A, B, scope, "gelu", 1e-5, "auto"))
