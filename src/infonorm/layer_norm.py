@@ -96,8 +96,8 @@ Backend = Literal["auto", "torch", "aten", "triton"]
 SCOPES: tuple[Scope, ...] = get_args(Scope)
 BACKENDS: tuple[Backend, ...] = get_args(Backend)
 _HALF = (torch.float16, torch.bfloat16)
-# the dtypes the Triton kernels take (float64 stays on torch)
-_KERNEL_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+# the dtypes the Triton kernels take (float64 stays on torch); infonorm.kernels reads it here
+_KERNEL_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 _ACTIVATION_NAMES = tuple(ACTIVATIONS)
 
 

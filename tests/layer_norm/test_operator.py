@@ -147,12 +147,17 @@ def test_opcheck_backward():
 
 
 CPU_PATHS = [("layer", "torch"), ("position", "torch"), ("position", "aten")]
+# every activation through the operator; ATen's path is torch's own autograd
+GRADGRAD = [
+    (scope, backend, activation)
+    for scope, backend in CPU_PATHS
+    for activation in (ACTS if backend == "torch" else ["gelu", "relu"])
+]
 
 
-@pytest.mark.parametrize("activation", ACTS)
-@pytest.mark.parametrize(("scope", "backend"), CPU_PATHS)
+@pytest.mark.parametrize(("scope", "backend", "activation"), GRADGRAD)
 def test_gradgradcheck(scope, backend, activation):
-    inputs = _leaves(*_inputs((2, 3, 4)))
+    inputs = _leaves(*_inputs((2, 2, 3)))
 
     def f(x, A, B):
         return layer_norm(x, A, B, scope=scope, activation=activation, backend=backend)

@@ -61,11 +61,10 @@ from infonorm.kernels._layer_norm_split import (
     _layer_norm_fwd_split,
     _layer_stats_partial,
 )
+from infonorm.layer_norm import _KERNEL_DTYPES as DTYPES
 from infonorm.layer_norm import SCOPES, _as_rows, _statistics_shape, check_arguments
 
 __all__ = ["ACTIVATIONS", "DTYPES", "SCOPES", "backward", "forward"]
-
-DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
 # ------------------------------------------------------------------ tuning knobs
 # per-row kernels (scope="position")
