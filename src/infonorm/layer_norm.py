@@ -109,7 +109,8 @@ def _check_tensor(t: Any, name: str) -> None:
         raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
     if not t.is_floating_point():
         raise TypeError(f"{name} must be a floating-point tensor, got dtype {t.dtype}")
-    check_dense(t, name)
+    if t.layout is not torch.strided:
+        check_dense(t, name)
 
 
 def check_arguments(
@@ -142,7 +143,8 @@ def check_arguments(
     features = x.shape[-1]
     for name, p in (("A", A), ("B", B)):
         _check_tensor(p, name)
-        if p.shape != (features,):
+        # (ints compared, not sizes: torch.Size against a tuple takes a slow path)
+        if p.dim() != 1 or p.shape[0] != features:
             raise ValueError(
                 f"{name} must have shape ({features},), one entry per neuron i of x's last dim, "
                 f"got shape {tuple(p.shape)}"
@@ -157,17 +159,20 @@ def check_arguments(
     return eps
 
 
-@functools.cache
 def _smallest_subnormal(dtype: torch.dtype) -> float:
     finfo = torch.finfo(dtype)
     # 2^(−mantissa bits) below the smallest normal
     return finfo.tiny * finfo.eps
 
 
+# a plain dict rather than a cache: torch.compile traces this check
+_SMALLEST_SUBNORMAL = {d: _smallest_subnormal(d) for d in (torch.float32, torch.float64)}
+
+
 def _check_eps_survives(eps: float, dtype: torch.dtype) -> None:
     """A positive eps that rounds to 0 in the statistics' dtype would be eps = 0 in disguise,
     without its check of constant layers (a constant layer would give NaN)."""
-    smallest = _smallest_subnormal(dtype)
+    smallest = _SMALLEST_SUBNORMAL.get(dtype) or _smallest_subnormal(dtype)
     if 0 < eps <= smallest / 2:
         raise ValueError(
             f"eps={eps!r} is 0 in {dtype}, the precision of the statistics: pass eps=0 (the "
@@ -448,7 +453,6 @@ def _aten_forward(
     return (y if L is x else y.to(x.dtype)), mean, rstd
 
 
-@functools.cache
 def _aten_rstd_range(dtype: torch.dtype) -> tuple[float, float]:
     """The 1/σ for which ATen's arithmetic is right: it accumulates Σ (L − μ)² in the
     compute dtype, so σ² must stay in the normal range with a factor N to spare (10⁶ here,
@@ -458,13 +462,16 @@ def _aten_rstd_range(dtype: torch.dtype) -> tuple[float, float]:
     return 1e3 * finfo.max**-0.5, 1e-3 * finfo.tiny**-0.5
 
 
+_ATEN_RSTD_RANGE = {d: _aten_rstd_range(d) for d in (torch.float32, torch.float64)}
+
+
 def _aten_handles(rstd: torch.Tensor, eps: float) -> bool:
     """Whether ATen's float arithmetic is right for these statistics. Reads rstd on the host
     for CPU tensors only (no device to wait for); elsewhere ATen is trusted as nn.LayerNorm
     is. A NaN (from non-finite x) sends the call to "torch", which keeps it to its layer."""
     if rstd.device.type != "cpu" or rstd.numel() == 0:
         return True
-    low, high = _aten_rstd_range(rstd.dtype)
+    low, high = _ATEN_RSTD_RANGE.get(rstd.dtype) or _aten_rstd_range(rstd.dtype)
     if eps * high * high >= 1:
         # 1/σ <= 1/sqrt(eps) <= high: only the lower bound can fail (one reduction)
         return rstd.min().item() >= low

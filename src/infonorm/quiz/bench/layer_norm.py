@@ -95,10 +95,14 @@ def _step(f, x, A, B, dy) -> Callable[[], Any]:
 
 def _time_interleaved(steps: dict[str, Callable[[], Any]], *, quick: bool) -> dict[str, float]:
     """Median ms of each step over rounds that alternate the peers, so that slow spells of
-    the machine (other work, the allocator returning memory) fall on every peer alike."""
+    the machine (other work, the allocator returning memory) fall on every peer alike.
+    Every other round runs the peers in reverse order, so that no peer always follows the
+    same one (the allocator and the caches keep what the previous peer left)."""
     times: dict[str, list[float]] = {name: [] for name in steps}
-    for _ in range(2 if quick else 7):
-        for name, step in steps.items():
+    for round_ in range(2 if quick else 7):
+        order = list(steps) if round_ % 2 == 0 else list(reversed(steps))
+        for name in order:
+            step = steps[name]
             seconds = median_seconds(
                 step,
                 device="cpu",
