@@ -133,9 +133,22 @@ def check_choice(value: Any, name: str, choices: Sequence[str]) -> None:
 
 
 def check_finite_scalar(value: Any, name: str, *, minimum: float | None = None) -> float:
+    """`value` as a finite float, or a TypeError/ValueError that names `name`."""
+    if type(value) is float and math.isfinite(value):
+        # the common case, without the ABC check below (a hot path calls this)
+        if minimum is not None and value < minimum:
+            raise ValueError(f"{name} must be >= {minimum:g}, got {value!r}")
+        return value
     if isinstance(value, bool) or not isinstance(value, Real):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:
+        # a Python int (or Fraction) beyond the float range, e.g. 10**400
+        digits = len(str(abs(int(value))))
+        raise ValueError(
+            f"{name} must be finite, got a number of {digits} digits, beyond the float range"
+        ) from None
     if not math.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value!r}")
     if minimum is not None and value < minimum:

@@ -9,27 +9,34 @@ from typing import Any
 
 import torch
 
-from infonorm import LayerNorm, layer_norm
+from infonorm import LayerNorm, layer_norm, replace_layer_norms
 from infonorm.layer_norm import layer_norm_backward
 from tests.cases import ApiCase, randn, with_value
 
 
 def _ln(**changes: Any) -> Callable[[], Any]:
-    """layer_norm on x (2, 3, 4), A = 1, B = 0, with `changes` applied."""
-
-    def call() -> Any:
-        kwargs = {"x": randn(2, 3, 4), "A": torch.ones(4), "B": torch.zeros(4), **changes}
-        return layer_norm(kwargs.pop("x"), kwargs.pop("A"), kwargs.pop("B"), **kwargs)
-
-    return call
+    """layer_norm on x (2, 3, 4), A = 1, B = 0, with `changes` applied. The tensors are made
+    here, so that `call()` runs nothing but the checks before the error."""
+    kwargs = {"x": randn(2, 3, 4), "A": torch.ones(4), "B": torch.zeros(4), **changes}
+    x, A, B = kwargs.pop("x"), kwargs.pop("A"), kwargs.pop("B")
+    return lambda: layer_norm(x, A, B, **kwargs)
 
 
 def _ln_backward(dy: Any) -> Callable[[], Any]:
-    def call() -> Any:
-        x, A, B = randn(2, 3, 4), torch.ones(4), torch.zeros(4)
-        return layer_norm_backward(dy, x, A, B, scope="layer", activation="relu", eps=1e-5)
+    x, A, B = randn(2, 3, 4), torch.ones(4), torch.zeros(4)
+    return lambda: layer_norm_backward(dy, x, A, B, scope="layer", activation="relu", eps=1e-5)
 
-    return call
+
+def _module_on(module: LayerNorm, x: torch.Tensor) -> Callable[[], Any]:
+    return lambda: module(x)
+
+
+def _replace_in(model: torch.nn.Module, **options: Any) -> Callable[[], Any]:
+    return lambda: replace_layer_norms(model, **options)
+
+
+def _set_on(module: LayerNorm, name: str, value: Any) -> Callable[[], Any]:
+    return lambda: setattr(module, name, value)
 
 
 CASES: list[ApiCase] = [
@@ -164,7 +171,7 @@ CASES: list[ApiCase] = [
         "backend = 'cuda'",
         _ln(backend="cuda"),
         ValueError,
-        "backend must be one of 'auto', 'torch', 'triton'; got 'cuda'",
+        "backend must be one of 'auto', 'torch', 'aten', 'triton'; got 'cuda'",
     ),
     ApiCase(
         "layer_norm",
@@ -195,10 +202,40 @@ CASES: list[ApiCase] = [
     ),
     ApiCase(
         "layer_norm",
+        "eps = 10**400 (an int beyond the float range)",
+        _ln(eps=10**400),
+        ValueError,
+        "eps must be finite, got a number of 401 digits, beyond the float range",
+    ),
+    ApiCase(
+        "layer_norm",
+        "eps = 5e-324 (0 in float32, the statistics' precision)",
+        _ln(eps=5e-324),
+        ValueError,
+        "eps=5e-324 is 0 in torch.float32, the precision of the statistics: pass eps=0",
+    ),
+    ApiCase(
+        "layer_norm",
         "eps = 0 with a constant layer",
         _ln(x=with_value(randn(2, 3, 4), (1,), 0.25), eps=0.0),
         ValueError,
         "eps=0 but layer 1 of x (flattened leading dims) has all values equal: σ = 0 there",
+        from_forward=True,
+    ),
+    ApiCase(
+        "layer_norm",
+        "eps = 0 with a constant position, scope='position'",
+        _ln(x=with_value(randn(2, 3, 4), (0, 2), -3.0), eps=0.0, scope="position"),
+        ValueError,
+        "eps=0 but position 2 of x (flattened leading dims) has all values equal: σ = 0 there",
+        from_forward=True,
+    ),
+    ApiCase(
+        "layer_norm",
+        "backend = 'aten' with scope='layer'",
+        _ln(backend="aten"),
+        ValueError,
+        "backend='aten' computes per-position statistics only",
     ),
     ApiCase(
         "layer_norm",
@@ -237,24 +274,32 @@ CASES: list[ApiCase] = [
     ),
     ApiCase(
         "LayerNorm",
-        "num_features = 4.0",
+        "normalized_shape = 4.0",
         lambda: LayerNorm(4.0),
         TypeError,
-        "num_features must be an int, got float",
+        "normalized_shape must be an int or a 1-tuple, got float",
     ),
     ApiCase(
         "LayerNorm",
-        "num_features = True",
+        "normalized_shape = True",
         lambda: LayerNorm(True),
         TypeError,
-        "num_features must be an int, got bool",
+        "normalized_shape must be an int or a 1-tuple, got bool",
     ),
     ApiCase(
         "LayerNorm",
-        "num_features = 0",
+        "normalized_shape = 0",
         lambda: LayerNorm(0),
         ValueError,
-        "num_features must be >= 1, got 0",
+        "normalized_shape must be >= 1, got 0",
+    ),
+    ApiCase(
+        "LayerNorm",
+        "normalized_shape = (3, 4)",
+        lambda: LayerNorm((3, 4)),
+        ValueError,
+        "normalized_shape must be an int or a 1-tuple (I,): infonorm.LayerNorm has one weight "
+        "per feature of x's last dim; got (3, 4)",
     ),
     ApiCase(
         "LayerNorm",
@@ -272,6 +317,13 @@ CASES: list[ApiCase] = [
     ),
     ApiCase(
         "LayerNorm",
+        "eps = 10**400",
+        lambda: LayerNorm(4, eps=10**400),
+        ValueError,
+        "eps must be finite, got a number of 401 digits, beyond the float range",
+    ),
+    ApiCase(
+        "LayerNorm",
         "activation = 'swish'",
         lambda: LayerNorm(4, activation="swish"),
         ValueError,
@@ -279,10 +331,45 @@ CASES: list[ApiCase] = [
     ),
     ApiCase(
         "LayerNorm",
-        "called on x whose last dim is not num_features",
-        lambda: LayerNorm(5)(randn(2, 3, 4)),
+        "scope = 'batch'",
+        lambda: LayerNorm(4, scope="batch"),
         ValueError,
-        "A must have shape (4,), one entry per neuron i of x's last dim, got shape (5,)",
+        "scope must be one of 'layer', 'position'; got 'batch'",
+    ),
+    ApiCase(
+        "LayerNorm",
+        "called on x whose last dim is not normalized_shape",
+        _module_on(LayerNorm(5), randn(2, 3, 4)),
+        ValueError,
+        "input must have 5 features in its last dim (normalized_shape), got shape (2, 3, 4)",
+    ),
+    ApiCase(
+        "LayerNorm",
+        "activation set to 'swish' after construction",
+        _set_on(LayerNorm(4), "activation", "swish"),
+        ValueError,
+        "activation must be one of",
+    ),
+    ApiCase(
+        "replace_layer_norms",
+        "an nn.LayerNorm over two dims, (3, 4)",
+        _replace_in(torch.nn.Sequential(torch.nn.LayerNorm((3, 4)))),
+        ValueError,
+        "0: nn.LayerNorm over (3, 4) has no infonorm equivalent",
+    ),
+    ApiCase(
+        "replace_layer_norms",
+        "activation = 'swish'",
+        lambda: replace_layer_norms(torch.nn.Sequential(), activation="swish"),
+        ValueError,
+        "activation must be one of",
+    ),
+    ApiCase(
+        "replace_layer_norms",
+        "model a function",
+        lambda: replace_layer_norms(print),
+        TypeError,
+        "model must be a torch.nn.Module, got builtin_function_or_method",
     ),
 ]
 

@@ -1,9 +1,13 @@
 import math
+import re
+from pathlib import Path
+from typing import get_args
 
 import pytest
 import torch
 
-from infonorm.activations import ACTIVATIONS, derivative
+import infonorm
+from infonorm.activations import ACTIVATIONS, ActivationName, derivative
 
 NAMES = sorted(ACTIVATIONS)
 
@@ -66,3 +70,43 @@ def test_gelu_is_the_exact_erf_form():
 def test_unknown_activation_is_a_value_error():
     with pytest.raises(ValueError, match="activation must be one of"):
         derivative("swish", torch.zeros(3))
+
+
+def test_the_literal_type_names_the_table():
+    assert get_args(ActivationName) == tuple(ACTIVATIONS)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_module_of_an_entry_computes_its_activation(name):
+    z = _points()
+    module = ACTIVATIONS[name].module()
+    torch.testing.assert_close(module(z), ACTIVATIONS[name].forward(z), rtol=0, atol=0)
+
+
+def _triton_branches() -> dict[str, list[str]]:
+    """The names each Triton function of kernels/_activation.py branches on, read from its
+    source (without importing triton)."""
+    source = (Path(infonorm.__file__).parent / "kernels" / "_activation.py").read_text()
+    functions = re.split(r"\ndef ", source)
+    return {
+        head.split("(")[0]: re.findall(r'ACTIVATION == "(\w+)"', body)
+        for head, body in (f.split("\n", 1) for f in functions[1:])
+        if "ACTIVATION: tl.constexpr" in head
+    }
+
+
+def test_the_triton_kernels_have_exactly_the_activations_the_table_gives_them():
+    branches = _triton_branches()
+    assert set(branches) == {"activation", "activation_derivative"}
+    table = {name for name, entry in ACTIVATIONS.items() if "triton" in entry.backends}
+    for function, names in branches.items():
+        assert set(names) == table, function
+
+
+def test_every_backend_of_the_table_is_known_and_torch_fuses_everything():
+    from infonorm.layer_norm import BACKENDS
+
+    for entry in ACTIVATIONS.values():
+        assert entry.backends <= set(BACKENDS) - {"auto"}
+        # the hand backward and the ATen path need only σ and σ', which every entry has
+        assert {"torch", "aten"} <= entry.backends

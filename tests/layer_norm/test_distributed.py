@@ -60,3 +60,21 @@ def test_sharded_layer_equals_unsplit_layer(splits, activation, eps):
     # A.grad and B.grad are each rank's part of the sum over t
     torch.testing.assert_close(sum(r[2] for r in results), dA, rtol=0, atol=1e-9)
     torch.testing.assert_close(sum(r[3] for r in results), dB, rtol=0, atol=1e-9)
+
+
+def _second_derivative_across_the_group(rank, world):
+    x, A, B, _ = _problem(4)
+    x.requires_grad_()
+    y = layer_norm(x, A, B, scope="layer", activation="tanh", group=dist.group.WORLD)
+    try:
+        # the first derivative, recorded for a second one
+        torch.autograd.grad(y.sum(), x, create_graph=True)
+    except RuntimeError as error:
+        return str(error)
+    return None
+
+
+def test_second_derivatives_across_a_group_raise_a_clear_error():
+    (message,) = run_ranks(_second_derivative_across_the_group, 1)
+    assert message is not None
+    assert message.startswith("layer_norm(..., group=...) is differentiable once")

@@ -1,3 +1,4 @@
+import dataclasses
 import subprocess
 import sys
 
@@ -8,7 +9,6 @@ from infonorm.activations import ACTIVATIONS
 from infonorm.layer_norm import (
     BACKENDS,
     SCOPES,
-    LayerNorm,
     layer_norm,
     layer_norm_backward,
     layer_norm_reference,
@@ -21,6 +21,8 @@ SHAPES = {
     "position": [(1,), (13,), (5, 1), (3, 5, 7), (2, 3, 1, 11)],
 }
 CASES = [(scope, shape) for scope in SCOPES for shape in SHAPES[scope]]
+# the CPU backends of each scope ("triton" is tested in test_kernels.py and below)
+CPU_BACKENDS = {"layer": ("torch",), "position": ("torch", "aten")}
 # per-dtype tolerances, relative to the largest |entry| of the float64 reference
 TOLERANCE = {torch.float64: 1e-12, torch.float32: 2e-6, torch.float16: 1e-3, torch.bfloat16: 8e-3}
 
@@ -47,16 +49,23 @@ def _assert_close_relative(actual, expected, tolerance):
     torch.testing.assert_close(actual.to(torch.float64), expected, rtol=0, atol=tolerance * scale)
 
 
+def _op(x, A, B, *, scope, activation, eps, backend):
+    """The registered operator itself (what torch.compile and torch.export call)."""
+    return torch.ops.infonorm.layer_norm(x, A, B, scope, activation, eps, backend)[0]
+
+
+@pytest.mark.parametrize("call", [layer_norm, _op], ids=["layer_norm", "operator"])
 @pytest.mark.parametrize("activation", ACTS)
 @pytest.mark.parametrize(("scope", "shape"), CASES)
-def test_output_and_gradients_match_float64_reference(scope, shape, activation):
+def test_output_and_gradients_match_float64_reference(scope, shape, activation, call):
     x, A, B, dy = _inputs(shape)
     kw = {"scope": scope, "activation": activation, "eps": 1e-5}
-    ours = _value_and_grads(layer_norm, x, A, B, dy, backend="torch", **kw)
-    reference = _value_and_grads(layer_norm_reference, x, A, B, dy, **kw)
-    for name, got, want in zip(("y", "dx", "dA", "dB"), ours, reference, strict=True):
-        assert got.shape == want.shape, name
-        _assert_close_relative(got, want, TOLERANCE[torch.float64])
+    for backend in CPU_BACKENDS[scope]:
+        ours = _value_and_grads(call, x, A, B, dy, backend=backend, **kw)
+        reference = _value_and_grads(layer_norm_reference, x, A, B, dy, **kw)
+        for name, got, want in zip(("y", "dx", "dA", "dB"), ours, reference, strict=True):
+            assert got.shape == want.shape, name
+            _assert_close_relative(got, want, TOLERANCE[torch.float64])
 
 
 @pytest.mark.parametrize("activation", ACTS)
@@ -64,11 +73,12 @@ def test_output_and_gradients_match_float64_reference(scope, shape, activation):
 def test_gradcheck(scope, activation):
     x, A, B, _ = _inputs((2, 3, 5))
     inputs = tuple(t.requires_grad_() for t in (x, A, B))
+    for backend in CPU_BACKENDS[scope]:
 
-    def f(x, A, B):
-        return layer_norm(x, A, B, scope=scope, activation=activation, backend="torch")
+        def f(x, A, B, backend=backend):
+            return layer_norm(x, A, B, scope=scope, activation=activation, backend=backend)
 
-    assert torch.autograd.gradcheck(f, inputs)
+        assert torch.autograd.gradcheck(f, inputs)
 
 
 @pytest.mark.parametrize("scope", SCOPES)
@@ -160,13 +170,15 @@ def test_non_contiguous_input():
         _assert_close_relative(got, want, TOLERANCE[torch.float64])
 
 
-def test_auto_backend_on_cpu_never_imports_triton():
+def test_auto_backend_on_cpu_never_imports_the_kernels():
+    # (torch itself may import triton when the operator first runs: torch._dynamo does)
     code = (
         "import sys, torch\n"
         "from infonorm.layer_norm import layer_norm\n"
         "x = torch.randn(2, 3, 4, requires_grad=True)\n"
-        "layer_norm(x, torch.ones(4), torch.zeros(4)).sum().backward()\n"
-        "assert 'triton' not in sys.modules, 'triton was imported'\n"
+        "for scope in ('layer', 'position'):\n"
+        "    layer_norm(x, torch.ones(4), torch.zeros(4), scope=scope).sum().backward()\n"
+        "assert 'infonorm.kernels.layer_norm' not in sys.modules, 'the kernels were imported'\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
@@ -235,7 +247,7 @@ def test_bad_inputs_raise_before_any_work(function, kwargs, error, match):
 
 def test_backend_must_be_known():
     x, A, B, _ = _inputs((2, 3))
-    assert BACKENDS == ("auto", "torch", "triton")
+    assert BACKENDS == ("auto", "torch", "aten", "triton")
     with pytest.raises(ValueError, match="backend must be one of"):
         layer_norm(x, A, B, backend="cuda")
 
@@ -255,47 +267,6 @@ def test_backward_needs_dy_of_x_shape(dy_shape):
         )
 
 
-def test_module_starts_as_plain_normalization_and_resets():
-    m = LayerNorm(6, scope="position", activation="identity", eps=0.0)
-    assert [name for name, _ in m.named_parameters()] == ["A", "B"]
-    assert torch.equal(m.A, torch.ones(6))
-    assert torch.equal(m.B, torch.zeros(6))
-    x = torch.randn(4, 6)
-    torch.testing.assert_close(m(x), torch.nn.functional.layer_norm(x, (6,), eps=0.0))
-    with torch.no_grad():
-        m.A.mul_(3)
-        m.B.add_(1)
-    m.reset_parameters()
-    assert torch.equal(m.A, torch.ones(6))
-    assert torch.equal(m.B, torch.zeros(6))
-
-
-def test_module_forward_is_the_function_and_trains():
-    torch.manual_seed(1)
-    m = LayerNorm(5, activation="gelu").double()
-    with torch.no_grad():
-        m.A.normal_()
-        m.B.normal_()
-    x, *_ = _inputs((2, 3, 5))
-    expected = layer_norm(x, m.A, m.B, activation="gelu")
-    torch.testing.assert_close(m(x), expected)
-    m(x).square().sum().backward()
-    assert m.A.grad is not None
-    assert m.B.grad is not None
-
-
-def test_module_repr_and_bad_arguments():
-    assert repr(LayerNorm(8)) == "LayerNorm(8, scope='layer', activation='relu', eps=1e-05)"
-    with pytest.raises(ValueError, match="num_features must be >= 1"):
-        LayerNorm(0)
-    with pytest.raises(TypeError, match="num_features must be an int"):
-        LayerNorm(4.0)
-    with pytest.raises(ValueError, match="scope must be one of"):
-        LayerNorm(4, scope="channel")
-    with pytest.raises(ValueError, match="eps must be >= 0"):
-        LayerNorm(4, eps=-1.0)
-
-
 @pytest.mark.parametrize("activation", ["relu", "gelu"])
 @pytest.mark.parametrize("scope", SCOPES)
 def test_output_can_be_modified_in_place(scope, activation):
@@ -306,3 +277,96 @@ def test_output_can_be_modified_in_place(scope, activation):
     expected = layer_norm_reference(x, A, B, scope=scope, activation=activation)
     (dx,) = torch.autograd.grad(expected, x, 2 * dy)
     _assert_close_relative(x.grad, dx, TOLERANCE[torch.float64])
+
+
+# ---------------------------------------------------------------------------- the ATen backend
+
+
+@pytest.mark.parametrize("shape", [(2, 5, 16), (7, 1), (3, 4, 33)])
+def test_aten_backend_is_nn_layer_norm_then_the_activation_module(shape):
+    # float32, per position: the very arithmetic of nn.LayerNorm's forward + nn.GELU
+    x, A, B, dy = (t.float() for t in _inputs(shape))
+    ours = _value_and_grads(layer_norm, x, A, B, dy, scope="position", activation="gelu")
+
+    def peer(x, A, B):
+        return torch.nn.GELU()(torch.nn.functional.layer_norm(x, x.shape[-1:], A, B, 1e-5))
+
+    for got, want in zip(ours, _value_and_grads(peer, x, A, B, dy), strict=True):
+        assert torch.equal(got, want)
+
+
+@pytest.mark.parametrize(("scale", "eps"), [(1e21, 1e-5), (1e30, 0.0), (1e-21, 0.0)])
+@pytest.mark.parametrize("backend", ["auto", "aten"])
+def test_aten_backend_hands_what_its_float32_arithmetic_cannot_do_to_torch(backend, scale, eps):
+    x, A, B, dy = _inputs((3, 4, 8))
+    kw = {"scope": "position", "activation": "tanh", "eps": eps}
+    y, dx, dA, dB = _value_and_grads(
+        layer_norm, (x * scale).float(), A.float(), B.float(), dy, backend=backend, **kw
+    )
+    ry, rdx, rdA, rdB = _value_and_grads(layer_norm_reference, x * scale, A, B, dy, **kw)
+    _assert_close_relative(y, ry, 1e-5)
+    # dx scales as 1/σ: compare σ·dx
+    sigma = (x * scale).std(-1, correction=0, keepdim=True)
+    _assert_close_relative(dx * sigma, rdx * sigma, 1e-4)
+    _assert_close_relative(dA, rdA, 1e-4)
+    _assert_close_relative(dB, rdB, 1e-4)
+
+
+@pytest.mark.parametrize(("scale", "eps"), [(1e21, 1e-5), (1e-21, 0.0)])
+def test_atens_own_float32_arithmetic_is_wrong_at_those_scales(scale, eps):
+    # what the hand-over above spares: nn.LayerNorm's own results there
+    x, _, _, dy = _inputs((3, 4, 8))
+    leaf = (x * scale).float().requires_grad_()
+    y = torch.nn.functional.layer_norm(leaf, (8,), eps=eps)
+    y.backward(dy.float())
+    right = torch.nn.functional.layer_norm(x * scale, (8,), eps=eps)
+    wrong = (y.double() - right).abs().max() > 1e-4 or not torch.isfinite(leaf.grad).all()
+    assert wrong
+
+
+def test_auto_backend_asks_the_activation_table(monkeypatch):
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    from infonorm.activations import ACTIVATIONS
+    from infonorm.layer_norm import _resolve
+
+    with FakeTensorMode():
+        x = torch.empty(2, 3, 8, device="cuda")
+    monkeypatch.setattr(sys.modules["infonorm.layer_norm"], "_triton_imports", lambda: True)
+    assert _resolve("auto", x, "position", "gelu") == "triton"
+    assert _resolve("auto", x.double(), "position", "gelu") == "aten"
+    assert _resolve("auto", torch.empty(2, 3, 8), "position", "gelu") == "aten"
+    assert _resolve("auto", torch.empty(2, 3, 8), "layer", "gelu") == "torch"
+    # an activation without a Triton kernel stays on torch's side on CUDA
+    without = dataclasses.replace(ACTIVATIONS["gelu"], backends=frozenset({"torch", "aten"}))
+    monkeypatch.setitem(ACTIVATIONS, "gelu", without)
+    assert _resolve("auto", x, "position", "gelu") == "aten"
+    assert _resolve("auto", x, "layer", "gelu") == "torch"
+    with pytest.raises(ValueError, match="backend='triton' has no fused form of activation='gelu'"):
+        layer_norm(
+            torch.randn(2, 3), torch.ones(3), torch.zeros(3), activation="gelu", backend="triton"
+        )
+
+
+@pytest.mark.parametrize("eps", [5e-324, 1e-46])
+def test_an_eps_that_is_zero_in_float32_is_refused(eps):
+    x = torch.zeros(2, 3, 4)  # a constant layer: with eps rounded to 0, σ = 0 and all NaN
+    with pytest.raises(ValueError, match=r"is 0 in torch\.float32"):
+        layer_norm(x, torch.ones(4), torch.zeros(4), eps=eps)
+    # the same eps is representable in float64 and serves there
+    y = layer_norm(x.double(), torch.ones(4).double(), torch.zeros(4).double(), eps=5e-324)
+    assert torch.equal(y, torch.zeros_like(y))
+    # the smallest float32 subnormal still counts
+    assert torch.isfinite(layer_norm(x, torch.ones(4), torch.zeros(4), eps=1.5e-45)).all()
+
+
+@pytest.mark.parametrize(
+    ("scope", "backend"), [(scope, b) for scope in SCOPES for b in CPU_BACKENDS[scope]]
+)
+def test_eps_zero_refuses_a_constant_layer_on_every_cpu_path(scope, backend):
+    x, A, B, _ = _inputs((2, 3, 4))
+    x[1] = 0.5  # layer 1, positions 3 to 5
+    first = {"layer": "layer 1", "position": "position 3"}[scope]
+    for call in (layer_norm, _op):
+        with pytest.raises(ValueError, match=f"eps=0 but {first} of x .*all values equal"):
+            call(x, A, B, scope=scope, activation="relu", eps=0.0, backend=backend)

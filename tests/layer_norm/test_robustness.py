@@ -1,20 +1,18 @@
 """Bad input to layer norm (the rows of cases.py), mixed dtypes, layouts, zero sizes,
 requires_grad combinations, devices."""
 
-import importlib
 import math
 import re
 
 import numpy as np
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from infonorm import LayerNorm, layer_norm
 from infonorm.layer_norm import layer_norm_backward, layer_norm_reference
 from tests.layer_norm.cases import CASES, LAYER_NORM_DTYPES
 
-# the module (the package's `layer_norm` is the function)
-layer_norm_module = importlib.import_module("infonorm.layer_norm")
 # output and gradients against the float64 reference on the same (rounded) inputs
 requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 TOLERANCE = {torch.float64: 1e-10, torch.float32: 1e-5, torch.float16: 1e-2, torch.bfloat16: 5e-2}
@@ -32,15 +30,28 @@ def test_bad_input_gets_the_documented_error(case):
     assert str(info.value).startswith(case.prefix), str(info.value)
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_layer_norm_refuses_before_any_work(case, monkeypatch):
-    def no_work(*args, **kwargs):
-        raise AssertionError("the computation started before the arguments were checked")
+class _NoWork(TorchDispatchMode):
+    """Fails on the first tensor operation (ours, ATen's or a kernel's) that runs."""
 
-    monkeypatch.setattr(layer_norm_module, "_statistics", no_work)
-    monkeypatch.setattr(layer_norm_module._LayerNormFunction, "apply", no_work)
-    with pytest.raises(case.error, match="^" + re.escape(case.prefix)):
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        raise AssertionError(f"{func} ran before the arguments were checked")
+
+
+BEFORE_ANY_WORK = [c for c in CASES if not c.from_forward]
+
+
+@pytest.mark.parametrize("case", BEFORE_ANY_WORK, ids=[c.id for c in BEFORE_ANY_WORK])
+def test_layer_norm_refuses_before_any_work(case):
+    with _NoWork(), pytest.raises(case.error, match="^" + re.escape(case.prefix)):
         case.call()
+
+
+def test_no_work_mode_sees_the_operator():
+    # the seam above would catch the computation starting
+    x, A, B = torch.randn(2, 3, 4), torch.ones(4), torch.zeros(4)
+    for scope in ("layer", "position"):
+        with _NoWork(), pytest.raises(AssertionError, match="ran before the arguments"):
+            layer_norm(x, A, B, scope=scope)
 
 
 def _leaves(x, A, B, needs=(True, True, True)):
@@ -196,9 +207,9 @@ def test_layer_norm_on_the_meta_device_gives_shapes(scope, eps):
 
 def test_layer_norm_module_takes_numpy_integers_and_half_dtypes():
     module = LayerNorm(np.int64(4), dtype=torch.bfloat16)
-    assert module.num_features == 4
-    assert type(module.num_features) is int
-    assert module.A.dtype == torch.bfloat16
+    assert module.normalized_shape == (4,)
+    assert type(module.normalized_shape[0]) is int
+    assert module.weight.dtype == module.bias.dtype == torch.bfloat16
     assert module(torch.randn(2, 3, 4)).dtype == torch.float32
 
 

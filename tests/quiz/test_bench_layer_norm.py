@@ -18,21 +18,32 @@ def test_cpu_run_times_every_peer_in_one_report(tiny):
     assert report.op == "layer_norm"
     assert report.device == "cpu"
     assert report.columns == bench.COLUMNS
-    assert [row["scope"] for row in report.rows] == ["layer", "position"]
-    layer, position = report.rows
-    assert layer["F.layer_norm ms"] is None
-    assert position["F.layer_norm ms"] > 0
+    assert [(row["scope"], row["activation"]) for row in report.rows] == list(bench.CASES)
     for row in report.rows:
+        assert set(row) == set(bench.COLUMNS)
         assert row["ours ms"] > 0
-        assert row["ours/composite"] == pytest.approx(row["ours ms"] / row["composite ms"])
-    assert steps[-1][1] == steps[-1][2] == 2
-    assert any("targets" in note for note in report.notes)
+        assert row["ours / composite"] == pytest.approx(row["ours ms"] / row["composite ms"])
+        per_position = row["scope"] == "position"
+        for peer in ("hand backward", "nn.LayerNorm + activation"):
+            assert (row[f"{peer} ms"] is not None) == per_position
+        if per_position:
+            assert row["ours / nn.LayerNorm + activation"] == pytest.approx(
+                row["ours ms"] / row["nn.LayerNorm + activation ms"]
+            )
+    assert steps[-1][1] == steps[-1][2] == len(bench.CASES)
+    # targets and verdicts live in docs/benchmarks.md, not in the package
+    assert not any("target" in note or "met" in note.split() for note in report.notes)
 
 
-def test_ours_saves_about_x_and_the_composite_several_times_more(tiny):
+def test_what_each_peer_keeps_for_backward(tiny):
     for row in bench.run("cpu", quick=True).rows:
-        assert row["saved/x ours"] <= bench.TARGET_SAVED_RATIO
+        # the hand backward keeps x, A, B and two numbers per layer (1/16 of x each here)
+        hand = row["saved/x hand backward"] if row["scope"] == "position" else row["saved/x ours"]
+        assert hand <= 1.125
         assert row["saved/x composite"] >= 3
+        if row["scope"] == "position":
+            # ATen's path keeps what nn.LayerNorm + the activation module keep
+            assert row["saved/x ours"] <= row["saved/x nn.LayerNorm + activation"] + 0.01
 
 
 def test_cuda_runs_the_cuda_module(monkeypatch):
@@ -52,6 +63,7 @@ def test_cuda_runs_the_cuda_module(monkeypatch):
 
 def test_checkpoint_receives_the_report_so_far_after_each_case(monkeypatch):
     monkeypatch.setattr(bench, "QUICK_SHAPES", ((2, 16, 32), (3, 5, 7)))
+    monkeypatch.setattr(bench, "CASES", (("layer", "relu"), ("position", "gelu")))
     partial = []
     final = bench.run("cpu", quick=True, checkpoint=partial.append)
     # after each case but the last, whose report is the return value

@@ -1,8 +1,10 @@
 """The activations σ and their derivatives σ' as Triton functions, for fusing into kernels.
 
 `activation(z, ACTIVATION)` and `activation_derivative(z, ACTIVATION)` take float32 z and a
-compile-time name, one of `NAMES`; each branch matches torch's definition of the same name
-(`infonorm.activations`): relu with σ'(0) = 0, gelu in its exact erf form, and so on.
+compile-time name, one of `NAMES`: the activations that `infonorm.activations.ACTIVATIONS`
+lists with the "triton" backend (a test checks that the branches below are exactly those).
+Each branch matches torch's definition of the same name: relu with σ'(0) = 0, gelu in its
+exact erf form, and so on.
 
 Only operations that both the GPU compiler and Triton's CPU interpreter know are used
 (`tl.exp`, `tl.math.erf`; no libdevice), so the interpreter tests check the code the GPU runs.
@@ -15,7 +17,9 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-NAMES = ("relu", "identity", "gelu", "tanh", "sigmoid", "silu")
+from infonorm.activations import ACTIVATIONS
+
+NAMES = tuple(name for name, entry in ACTIVATIONS.items() if "triton" in entry.backends)
 
 # 1/√2 and 1/√(2π), for Φ(z) = ½(1 + erf(z/√2)) and φ(z) = e^{−z²/2}/√(2π)
 _SQRT1_2 = tl.constexpr(0.7071067811865476)

@@ -41,7 +41,6 @@ Block sizes, warps and grids come from `_layer_norm_config` (a `Tuning`, cached 
 from __future__ import annotations
 
 import functools
-import math
 
 import torch
 
@@ -71,11 +70,10 @@ from infonorm.kernels._layer_norm_split import (
     _layer_norm_fwd_split,
     _layer_stats_partial,
 )
+from infonorm.layer_norm import _KERNEL_DTYPES as DTYPES
+from infonorm.layer_norm import SCOPES, _as_rows, _statistics_shape, check_arguments
 
 __all__ = ["ACTIVATIONS", "DTYPES", "SCOPES", "Tuning", "backward", "forward"]
-
-SCOPES = ("layer", "position")
-DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
 
 # ------------------------------------------------------------------ entry points
@@ -157,27 +155,16 @@ def backward(
 
 
 def _check(x, A, B, *, scope: str, activation: str) -> None:
-    if scope not in SCOPES:
-        raise ValueError(f"scope must be one of {', '.join(SCOPES)}; got {scope!r}")
+    """The op's contract (`infonorm.layer_norm.check_arguments`), then what the kernels add:
+    a Triton form of the activation, a kernel dtype, a CUDA tensor or the interpreter."""
+    check_arguments(x, A, B, scope=scope, activation=activation)
     if activation not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}; got {activation!r}")
-    if not isinstance(x, torch.Tensor) or x.dtype not in DTYPES:
-        got = x.dtype if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"activation {activation!r} has no Triton kernel: use backend='torch'")
+    if x.dtype not in DTYPES:
         raise TypeError(
-            f"x must be a {_dtype_names()} tensor for the Triton kernels, got {got} "
+            f"x must be a {_dtype_names()} tensor for the Triton kernels, got {x.dtype} "
             "(use backend='torch' for float64)"
         )
-    dims = 2 if scope == "layer" else 1
-    if x.dim() < dims:
-        raise ValueError(f"x must have at least {dims} dims for scope={scope!r}, got {x.dim()}")
-    if math.prod(x.shape[-dims:]) == 0:
-        raise ValueError(f"x has no elements to normalize over: shape {tuple(x.shape)}")
-    I = x.shape[-1]
-    for name, p in (("A", A), ("B", B)):
-        if not isinstance(p, torch.Tensor) or not p.is_floating_point() or p.shape != (I,):
-            raise ValueError(f"{name} must be a floating-point tensor of shape ({I},)")
-        if p.device != x.device:
-            raise ValueError(f"{name} is on {p.device} but x is on {x.device}")
     if not x.is_cuda and not _INTERPRETED:
         raise ValueError(
             f"x is on {x.device}: the Triton kernels run on CUDA tensors, or on CPU tensors "
@@ -187,25 +174,6 @@ def _check(x, A, B, *, scope: str, activation: str) -> None:
 
 def _dtype_names() -> str:
     return "float32, bfloat16 or float16"
-
-
-def _statistics_shape(x: torch.Tensor, scope: str) -> torch.Size:
-    return x.shape[:-2] if scope == "layer" else x.shape[:-1]
-
-
-def _as_rows(t: torch.Tensor, scope: str) -> tuple[torch.Tensor, int, int, int]:
-    """t as an (R, T, I) view (T = 1 for scope="position") and R, T, I.
-
-    A view whenever the leading dims merge into one stride (contiguous tensors, slices along
-    the normalized dims, transposes among them, …); otherwise a copy (reshape)."""
-    I = t.shape[-1]
-    T = t.shape[-2] if scope == "layer" else 1
-    R = math.prod(_statistics_shape(t, scope))
-    core = t if scope == "layer" else t.unsqueeze(-2)
-    try:
-        return core.view(R, T, I), R, T, I
-    except RuntimeError:
-        return core.reshape(R, T, I), R, T, I
 
 
 def _empty(shape, *, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
