@@ -24,15 +24,19 @@ and through the softmax Q[b] = softmax(z[b]), with ḡ[b] = Σ_c Q[b, c] ∂I/�
     ∂I/∂z[b, c] = Q[b, c] (∂I/∂Q[b, c] − ḡ[b])
 
 Layout of class-index targets. No shape depends on the labels' values, and nothing reads a
-value on the host: each example b gets `rows[b]`, its row r ∈ [0, R) of S when its label has
-at least two examples in the batch, −2 when it is alone with its label, −1 when it is ignored
-(`ignore_index`, as in `F.cross_entropy`: left out of the batch's joint, N counts the others).
-R = max(1, min(B // 2, C)) is a static bound on the labels with two examples or more; those
-take rows 0, 1, … in the order of the labels, and the rows past them stay 0. An example alone
-with its label has S's row equal to its own Q[b], so its Σ_c Q ln Q follows from the logits,
-ln Q[b] = z[b] − logsumexp z[b], without a logarithm per entry; most examples are alone when C
-is large. Label rows Pop(y|x) as targets take one row of S per label column. So memory beyond
-the input and its gradient is O(R·C) ≤ O(B·C), never C × C.
+value on the host: each example b gets `rows[b]`, its row r ∈ [0, R) of S, −1 when it is
+ignored (`ignore_index`, as in `F.cross_entropy`: left out of the batch's joint, N counts the
+others), and −2 when it is alone with its label and the layout gives such examples no row.
+Two layouts, chosen from the shapes and the backend only:
+- every label k has row k (R = C): for the torch backend when C <= B, so that S is at most
+  B × C;
+- labels of two examples or more take rows 0, 1, … in the order of the labels, within a
+  static bound R = max(1, min(B // 2, C)), and the rows past them stay 0: when C > B, or for
+  the Triton kernels. An example alone with its label has S's row equal to its own Q[b], so
+  its Σ_c Q ln Q follows from the logits, ln Q[b] = z[b] − logsumexp z[b], without a
+  logarithm per entry; most examples are alone when C is large.
+Label rows Pop(y|x) as targets take one row of S per label column. So memory beyond the
+input and its gradient is O(R·C) <= O(B·C), never C × C beyond B × C.
 
 Backends. The forward's per-example sums (S, s, logsumexp z[b], the single examples'
 Σ Q ln Q) and the backward's per-example gradient are computed by torch ops (chunk by chunk
@@ -459,13 +463,34 @@ class LabelRows(NamedTuple):
     N: torch.Tensor
 
 
-def _rows_bound(B: int, C: int) -> int:
-    """R: labels with two examples or more number at most B // 2, and at most C."""
-    return max(1, min(B // 2, C))
+class Layout(NamedTuple):
+    """How class-index targets take rows of S: R rows; `singles`: an example alone with its
+    label gets none (−2), else every label k has row k (R = C)."""
+
+    R: int
+    singles: bool
+
+
+def _layout(B: int, C: int, backend: str) -> Layout:
+    """Static: from the batch's size B (of all ranks), C and the backend, never the labels.
+
+    With C <= B every label can have its row at no more than B·C memory, and the torch
+    backend then needs no per-example Σ_c Q ln Q at all. Otherwise, or for the Triton
+    kernels (which compute Σ_c Q ln Q in the registers that hold Q anyway), labels of two
+    examples or more take rows: at most B // 2 of them, and at most C.
+    """
+    if backend == "triton" or C > B:
+        return Layout(max(1, min(B // 2, C)), True)
+    return Layout(C, False)
 
 
 def _class_index_rows(
-    target: torch.Tensor, C: int, R: int, ignore_index: int, dtype: torch.dtype, group: Any = None
+    target: torch.Tensor,
+    C: int,
+    layout: Layout,
+    ignore_index: int,
+    dtype: torch.dtype,
+    group: Any = None,
 ) -> ClassIndexRows:
     """With a group the label counts are those of all its ranks: every rank then gives each
     label the same row, whether or not its shard holds an example of that label."""
@@ -476,15 +501,19 @@ def _class_index_rows(
     label = torch.where(kept, y, C)
     counts = torch.zeros(C + 1, dtype=torch.int64, device=y.device)
     counts = all_sum(counts.index_add_(0, label, torch.ones_like(label)), group)[:C]
+    N = counts.sum().to(torch.float64)
+    if not layout.singles:
+        return ClassIndexRows(torch.where(kept, y, -1), counts.to(dtype), counts, N)
     # labels of two examples or more take rows 0, 1, … in the order of the labels
     repeated = counts >= 2
     rank = repeated.cumsum(0) - 1
     row_of_label = torch.cat([torch.where(repeated, rank, -2), rank.new_full((1,), -1)])
     rows = row_of_label[label]
     # n[r] = examples of row r's label; the other labels' counts land in a spare bin R
+    R = layout.R
     n = torch.zeros(R + 1, dtype=dtype, device=y.device)
     n = n.index_add_(0, torch.where(repeated, rank, R), counts.to(dtype))[:R]
-    return ClassIndexRows(rows, n, counts, counts.sum().to(torch.float64))
+    return ClassIndexRows(rows, n, counts, N)
 
 
 def _label_rows(target: torch.Tensor, dtype: torch.dtype, group: Any = None) -> LabelRows:
@@ -518,13 +547,14 @@ def _joint_index(rows: torch.Tensor, R: int) -> torch.Tensor:
 
 
 def _joint_of_logits(
-    z: torch.Tensor, rows: torch.Tensor, R: int
+    z: torch.Tensor, rows: torch.Tensor, R: int, *, singles: bool = True
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """(S, s, lse, sum_single): the sums of `kernels.mutual_information.forward`, in torch.
 
     S[r] = Σ_{b: rows_b = r} Q[b], s = Σ over examples not ignored of Q[b], lse[b] =
     logsumexp z[b], sum_single = Σ_{b: rows_b = −2} Σ_c Q[b, c] ln Q[b, c]; float32 for
-    half-precision logits (float64: sum_single), z's dtype otherwise.
+    half-precision logits (sum_single: float64), z's dtype otherwise. singles=False: no
+    example has rows_b = −2, and lse (then empty) and sum_single (0) are not computed.
     """
     B, C = z.shape
     dtype = _compute_dtype(z)
@@ -532,31 +562,37 @@ def _joint_of_logits(
     index = _joint_index(rows, R)
     # rows 0..R−1: S; row R: ignored examples; row R + 1: single examples
     joint = z.new_zeros(R + 2, C, dtype=dtype)
-    lse = z.new_empty(B, dtype=dtype)
-    entropy = z.new_empty(B, dtype=dtype)  # Σ_c Q ln Q of each example
-    L_scratch = z.new_empty(min(step, B), C, dtype=dtype)
-    E_scratch = torch.empty_like(L_scratch)
+    Q_scratch = z.new_empty(min(step, B), C, dtype=dtype)
+    # per example: m = max_c z, max_c Q, and Σ_c Q (z − m)
+    m, Q_max, QL = z.new_empty(3, B if singles else 0, 1, dtype=dtype).unbind(0)
+    L_scratch = torch.empty_like(Q_scratch) if singles else None
     for a, b in _chunks(B, step):
         x = z[a:b]
-        m = x.amax(1, keepdim=True).to(dtype)
-        # L = z − m <= 0, E = e^L, Z = Σ_c E: Q = E/Z and lse = m + ln Z
-        L = torch.sub(x, m, out=L_scratch[: b - a])
-        E = torch.exp(L, out=E_scratch[: b - a])
-        Z = E.sum(1, keepdim=True)
-        ln_Z = Z.log()
-        # Σ_c Q ln Q = Σ_c E L / Z − ln Z; at a masked logit E L = 0·(−inf) = NaN, whose
-        # limit is 0: nansum (NaN or +inf logits make Z NaN, which nansum keeps)
-        entropy[a:b] = torch.nansum(L.mul_(E), 1).div_(Z.squeeze(1)).sub_(ln_Z.squeeze(1))
-        lse[a:b] = ln_Z.add_(m).squeeze(1)
-        joint.index_add_(0, index[a:b], E.div_(Z))
+        Q = torch.softmax(x, 1, dtype=dtype, out=Q_scratch[: b - a])
+        joint.index_add_(0, index[a:b], Q)
+        if singles:
+            m[a:b] = x.amax(1, keepdim=True)
+            torch.amax(Q, 1, keepdim=True, out=Q_max[a:b])
+            L = torch.sub(x, m[a:b], out=L_scratch[: b - a])
+            # at a masked logit Q L = 0·(−inf) = NaN, whose limit is 0: nansum (NaN or +inf
+            # logits make the whole row of Q NaN, which nansum keeps)
+            torch.nansum(L.mul_(Q), 1, keepdim=True, out=QL[a:b])
     S = joint[:R]
     s = S.sum(0).add_(joint[R + 1])
+    if not singles:
+        return S, s, z.new_empty(0, dtype=dtype), z.new_zeros((), dtype=torch.float64)
+    # ln Q = (z − m) + ln max_c Q: the largest Q of a row is at least 1/C, so its logarithm
+    # is accurate, and z − m <= 0 keeps the products Q (z − m) small wherever Q is
+    #   Σ_c Q ln Q = Σ_c Q (z − m) + ln max_c Q,    lse = m − ln max_c Q
+    ln_Q_max = Q_max.log_()
+    entropy = QL.add_(ln_Q_max).squeeze(1)
+    lse = m.sub_(ln_Q_max).squeeze(1)
     sum_single = torch.where(rows == -2, entropy, 0).sum(dtype=torch.float64)
     return S, s, lse, sum_single
 
 
 def _joint_of_probabilities(
-    Q_in: torch.Tensor, rows: torch.Tensor, R: int
+    Q_in: torch.Tensor, rows: torch.Tensor, R: int, *, singles: bool = True
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(S, s, sum_single) as `_joint_of_logits`, for rows Q given as probabilities."""
     B, C = Q_in.shape
@@ -564,13 +600,14 @@ def _joint_of_probabilities(
     step = _chunk_rows(B, C, Q_in.device)
     index = _joint_index(rows, R)
     joint = Q_in.new_zeros(R + 2, C, dtype=dtype)
-    entropy = Q_in.new_empty(B, dtype=dtype)
+    entropy = Q_in.new_zeros(B, dtype=dtype)
     tiny = torch.finfo(dtype).tiny
     for a, b in _chunks(B, step):
         Q = Q_in[a:b].to(dtype)
         joint.index_add_(0, index[a:b], Q)
-        # Σ_c Q ln Q, 0 ln 0 = 0: Q ln max(Q, tiny) is 0 where Q = 0
-        entropy[a:b] = Q.clamp_min(tiny).log_().mul_(Q).sum(1)
+        if singles:
+            # Σ_c Q ln Q, 0 ln 0 = 0: Q ln max(Q, tiny) is 0 where Q = 0
+            entropy[a:b] = Q.clamp_min(tiny).log_().mul_(Q).sum(1)
     S = joint[:R]
     s = S.sum(0).add_(joint[R + 1])
     return S, s, torch.where(rows == -2, entropy, 0).sum(dtype=torch.float64)
@@ -604,14 +641,14 @@ def _joint_float64(
         S, s = _joint_of_label_rows(x, layout.Pop, probs)
         _check_predictions(s, validate=True)
         return S, s, S.new_zeros(()), layout.n, layout.N
-    B, C = x.shape
-    R = _rows_bound(B, C)
-    layout = _class_index_rows(target, C, R, ignore_index, torch.float64)
+    layout = _layout(*x.shape, "torch")
+    C, (R, singles) = x.shape[1], layout
+    layout = _class_index_rows(target, C, layout, ignore_index, torch.float64)
     _check_examples(layout.N, ignore_index, validate=True)
     if probs:
-        S, s, sum_single = _joint_of_probabilities(x, layout.rows, R)
+        S, s, sum_single = _joint_of_probabilities(x, layout.rows, R, singles=singles)
     else:
-        S, s, _lse, sum_single = _joint_of_logits(x, layout.rows, R)
+        S, s, _lse, sum_single = _joint_of_logits(x, layout.rows, R, singles=singles)
     _check_predictions(s, validate=True)
     return S, s, sum_single, layout.counts.double(), layout.N
 
@@ -626,10 +663,10 @@ def _information(
     N: torch.Tensor,
     sum_single: torch.Tensor,
     *,
-    zero_where_empty: bool,
+    probs: bool,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(I in float64, Λ, ln s) from the batch's sums; Λ is finite everywhere, and exactly 0
-    where S = 0 if `zero_where_empty` (the gradient in probabilities documents it so).
+    """(I in float64, Λ, ln s) from the batch's sums; Λ is finite everywhere, and for
+    probabilities exactly 0 where S = 0 (the gradient in Q is documented so).
 
     Where S[k, c] = 0 every example of row k has Q[b, c] = 0, and Λ[k, c] only ever meets
     that factor: through the softmax any finite value is exact there. Logarithms are taken
@@ -643,20 +680,21 @@ def _information(
     ln_s = s.clamp_min(tiny).log_()
     # ln (n/N), where n = 0 (rows past the labels: all of their S is 0) a finite value
     ln_n = (n.clamp_min(tiny) / N).log_().to(dtype)
-    r = S.sum(1)  # r[k] = Σ_c S[k, c]
+    # r[k] = Σ_c S[k, c]; for a softmax, whose rows sum to 1, that is n[k]
+    r = S.sum(1) if probs else n
     Lam = torch.empty_like(S)
     sum_SlnS = S.new_zeros((), dtype=torch.float64)
     step = _chunk_rows(R, C, S.device)
     for a, b in _chunks(R, step):
         # Λ[k, c] = ln S[k, c] − ln s[c] − ln (n[k]/N), a chunk of rows in cache at a time
         ln_S = torch.clamp(S[a:b], min=tiny, out=Lam[a:b]).log_()
-        sum_SlnS += (S[a:b] * ln_S).sum(dtype=torch.float64)
+        sum_SlnS += (S[a:b] * ln_S).sum().double()
         ln_S.sub_(ln_s).sub_(ln_n[a:b, None])
-    if zero_where_empty:
+    if probs:
         Lam.masked_fill_(S == 0, 0.0)
-    # N I = Σ S ln S + Σ_single Σ_c Q ln Q − Σ_k r[k] ln n[k] − Σ s ln s + ln N Σ s, with
-    # r[k] = Σ_c S[k, c]: on the simplex r = n and Σ s = N, but written so, I stays the
-    # definition for any Q >= 0 and Λ/N stays its gradient (single examples have r = n = 1)
+    # N I = Σ S ln S + Σ_single Σ_c Q ln Q − Σ_k r[k] ln n[k] − Σ s ln s + ln N Σ s: on
+    # the simplex r = n and Σ s = N, but written so, I stays the definition for any
+    # probabilities Q >= 0 and Λ/N stays its gradient (single examples have r = n = 1)
     r, s64, n64 = r.double(), s.double(), n.double()
     terms = sum_SlnS + sum_single - torch.xlogy(r, n64).sum() - torch.xlogy(s64, s64).sum()
     information = (terms + torch.log(N) * s64.sum()) / N
@@ -673,12 +711,14 @@ def _gradient_of_logits(
     Lam: torch.Tensor,
     ln_s: torch.Tensor,
     scale: torch.Tensor,
+    *,
+    singles: bool = True,
 ) -> torch.Tensor:
     """dz = scale · Q ∘ (G − Σ_c Q G): `kernels.mutual_information.backward`, in torch.
 
     G[b] = Λ[rows_b] for rows_b >= 0, z[b] − ln s for a single example, and dz[b] = 0 for an
-    ignored one; scale (0-dim) is the upstream gradient over N. Q is recomputed from lse in
-    the rows of the gradient's chunk.
+    ignored one; scale (0-dim) is the upstream gradient over N. Q is recomputed chunk by
+    chunk; lse is read for single examples only (singles=False: there are none).
     """
     B, C = z.shape
     R = Lam.shape[0]
@@ -692,21 +732,23 @@ def _gradient_of_logits(
     table[R].zero_()
     torch.mul(ln_s, -scale, out=table[R + 1])
     index = _joint_index(rows, R)
-    single = (rows == -2).to(dtype).mul_(scale).unsqueeze(1)
+    single = (rows == -2).to(dtype).mul_(scale).unsqueeze(1) if singles else None
     step = _chunk_rows(B, C, z.device)
     dz = torch.empty_like(z, memory_format=torch.contiguous_format)
     direct = z.dtype == dtype
-    L_scratch = z.new_empty(min(step, B), C, dtype=dtype)
-    Q_scratch = torch.empty_like(L_scratch)
-    G_scratch = torch.empty_like(L_scratch)
-    out_scratch = None if direct else torch.empty_like(L_scratch)
+    Q_scratch = z.new_empty(min(step, B), C, dtype=dtype)
+    G_scratch = torch.empty_like(Q_scratch)
+    L_scratch = torch.empty_like(Q_scratch) if singles else None
+    out_scratch = None if direct else torch.empty_like(Q_scratch)
     for a, b in _chunks(B, step):
-        # ln Q = z − lse, Q = e^(ln Q)
-        ln_Q = torch.sub(z[a:b], lse[a:b, None], out=L_scratch[: b - a])
-        Q = torch.exp(ln_Q, out=Q_scratch[: b - a])
-        # ln Q >= −1e4 changes nothing where Q > 0, and keeps Q G = 0 where Q = 0
+        x = z[a:b]
+        Q = torch.softmax(x, 1, dtype=dtype, out=Q_scratch[: b - a])
         G = torch.index_select(table, 0, index[a:b], out=G_scratch[: b - a])
-        G.addcmul_(ln_Q.clamp_min_(_LOWEST_LN_Q), single[a:b])
+        if singles:
+            # ln Q = z − lse; >= −1e4 changes nothing where Q > 0, and keeps Q G = 0
+            # where Q = 0 (masked logits)
+            ln_Q = torch.sub(x, lse[a:b, None], out=L_scratch[: b - a])
+            G.addcmul_(ln_Q.clamp_min_(_LOWEST_LN_Q), single[a:b])
         # dz = Q ∘ (G − Σ_c Q G): the softmax's backward, fused
         out = dz[a:b] if direct else out_scratch[: b - a]
         torch.ops.aten._softmax_backward_data.out(G, Q, 1, dtype, grad_input=out)
@@ -770,12 +812,16 @@ def _kernels() -> Any:
     return importlib.import_module("infonorm.kernels.mutual_information")
 
 
-def _forward_of_logits(backend: str) -> Any:
-    return _kernels().forward if backend == "triton" else _joint_of_logits
+def _forward_of_logits(backend: str, singles: bool) -> Any:
+    if backend == "triton":
+        return _kernels().forward
+    return functools.partial(_joint_of_logits, singles=singles)
 
 
-def _backward_of_logits(backend: str) -> Any:
-    return _kernels().backward if backend == "triton" else _gradient_of_logits
+def _backward_of_logits(backend: str, singles: bool) -> Any:
+    if backend == "triton":
+        return _kernels().backward
+    return functools.partial(_gradient_of_logits, singles=singles)
 
 
 class _Sums(NamedTuple):
@@ -798,10 +844,10 @@ def _forward(
     validate: bool,
     *,
     group: Any = None,
-    R: int | None = None,
+    layout: Layout | None = None,
 ) -> tuple[torch.Tensor, _Sums]:
     """(I in float64, what backward needs) of x (B, C) and target; with a group the sums of
-    every rank, R then being the bound for the batch of all ranks."""
+    every rank, `layout` then being that of the batch of all ranks."""
     dtype = _compute_dtype(x)
     B, C = x.shape
     empty = x.new_empty(0, dtype=dtype)
@@ -811,20 +857,22 @@ def _forward(
         S, s, sum_single = _all_sum_sums(S, s, S.new_zeros((), dtype=torch.float64), group)
         rows, lse = empty.long(), empty
     else:
-        R = _rows_bound(B, C) if R is None else R
-        layout = _class_index_rows(target, C, R, ignore_index, dtype, group)
+        layout = _layout(B, C, backend) if layout is None else layout
+        R, singles = layout
+        rows_of_S = _class_index_rows(target, C, layout, ignore_index, dtype, group)
         if group is not None or not validate:  # else checked before any work
-            _check_examples(layout.N, ignore_index, validate)
-        rows = layout.rows
+            _check_examples(rows_of_S.N, ignore_index, validate)
+        rows = rows_of_S.rows
         if probs:
-            S, s, sum_single = _joint_of_probabilities(x, rows, R)
+            S, s, sum_single = _joint_of_probabilities(x, rows, R, singles=singles)
             lse = empty
         else:
-            S, s, lse, sum_single = _forward_of_logits(backend)(x, rows, R)
+            S, s, lse, sum_single = _forward_of_logits(backend, singles)(x, rows, R)
         S, s, sum_single = _all_sum_sums(S, s, sum_single, group)
+        layout = rows_of_S
     _check_predictions(s, validate)
     information, Lam, ln_s = _information(
-        S, s, layout.n, layout.N, sum_single.double(), zero_where_empty=probs
+        S, s, layout.n, layout.N, sum_single.double(), probs=probs
     )
     return information, _Sums(Lam, ln_s, lse, rows, layout.N)
 
@@ -846,6 +894,7 @@ def _backward(
     sums: _Sums,
     probs: bool,
     backend: str,
+    singles: bool,
 ) -> torch.Tensor:
     """∂(grad·I)/∂x from the saved sums; N and Λ are the batch's (all ranks')."""
     Lam = sums.Lam
@@ -855,7 +904,8 @@ def _backward(
         return _gradient_of_label_rows(x, target.to(Lam.dtype), Lam, scale, probs)
     if probs:
         return _gradient_of_probabilities(x, sums.rows, Lam, sums.ln_s, sums.N, scale)
-    return _backward_of_logits(backend)(x, sums.rows, sums.lse, Lam, sums.ln_s, scale)
+    gradient = _backward_of_logits(backend, singles)
+    return gradient(x, sums.rows, sums.lse, Lam, sums.ln_s, scale)
 
 
 # ---------------------------------------------------------------------------- double backward
@@ -873,8 +923,8 @@ def _information_composite(
         layout = _label_rows(target, dtype)
         S, s, single = layout.Pop.T @ Q, Q.sum(0), Q.new_zeros(())
     else:
-        R = _rows_bound(B, C)
-        layout = _class_index_rows(target, C, R, ignore_index, dtype)
+        R = _layout(B, C, "triton").R  # either layout gives the same I
+        layout = _class_index_rows(target, C, Layout(R, True), ignore_index, dtype)
         joint = Q.new_zeros(R + 2, C).index_add(0, _joint_index(layout.rows, R), Q)
         S, s = joint[:R], joint[:R].sum(0) + joint[R + 1]
         single = (_xlogx(Q).sum(1) * (layout.rows == -2)).sum()
@@ -914,14 +964,17 @@ def _operator(
 def _operator_fake(input, target, probs, ignore_index, backend, validate):
     B, C = input.shape
     dtype = _compute_dtype(input)
-    R = target.shape[1] if target.dim() == 2 else _rows_bound(B, C)
-    kernel_rows = 0 if target.dim() == 2 else B
+    if target.dim() == 2:
+        R, rows, lse = target.shape[1], 0, 0
+    else:
+        R, singles = _layout(B, C, backend)
+        rows, lse = B, B if singles and not probs else 0
     return (
         input.new_empty((), dtype=input.dtype),
         input.new_empty(R, C, dtype=dtype),
         input.new_empty(C, dtype=dtype),
-        input.new_empty(0 if probs else kernel_rows, dtype=dtype),
-        input.new_empty(kernel_rows, dtype=torch.int64),
+        input.new_empty(lse, dtype=dtype),
+        input.new_empty(rows, dtype=torch.int64),
         input.new_empty((), dtype=torch.float64),
     )
 
@@ -938,13 +991,15 @@ def _operator_backward(
     N: torch.Tensor,
     probs: bool,
     backend: str,
+    singles: bool,
 ) -> torch.Tensor:
-    """∂(grad·I)/∂input from what the forward operator saved."""
-    return _backward(grad, input, target, _Sums(Lam, ln_s, lse, rows, N), probs, backend)
+    """∂(grad·I)/∂input from what the forward operator saved; `singles`: its layout's."""
+    sums = _Sums(Lam, ln_s, lse, rows, N)
+    return _backward(grad, input, target, sums, probs, backend, singles)
 
 
 @_operator_backward.register_fake
-def _operator_backward_fake(grad, input, target, Lam, ln_s, lse, rows, N, probs, backend):
+def _operator_backward_fake(grad, input, target, Lam, ln_s, lse, rows, N, probs, backend, singles):
     return torch.empty_like(input, memory_format=torch.contiguous_format)
 
 
@@ -954,6 +1009,7 @@ def _setup_context(ctx: Any, inputs: tuple, output: tuple) -> None:
     ctx.save_for_backward(input, target, Lam, ln_s, lse, rows, N)
     ctx.mark_non_differentiable(Lam, ln_s, lse, rows, N)
     ctx.probs, ctx.ignore_index, ctx.backend = probs, ignore_index, backend
+    ctx.singles = _layout(*input.shape, backend).singles
 
 
 def _operator_autograd(ctx: Any, grad: torch.Tensor, *_unused: Any) -> tuple:
@@ -965,7 +1021,7 @@ def _operator_autograd(ctx: Any, grad: torch.Tensor, *_unused: Any) -> tuple:
         dinput = _differentiable_gradient(grad, input, target, ctx.probs, ctx.ignore_index)
     else:
         dinput = torch.ops.infonorm.mutual_information_backward(
-            grad, input, target, *sums, ctx.probs, ctx.backend
+            grad, input, target, *sums, ctx.probs, ctx.backend, ctx.singles
         )
     return dinput, None, None, None, None, None
 
@@ -1000,19 +1056,19 @@ class _DistributedMutualInformation(torch.autograd.Function):
     the ranks' S, s and counts; backward is local (see the module's docstring)."""
 
     @staticmethod
-    def forward(input, target, probs, ignore_index, backend, validate, group, R):
+    def forward(input, target, probs, ignore_index, backend, validate, group, layout):
         information, sums = _forward(
-            input, target, probs, ignore_index, backend, validate, group=group, R=R
+            input, target, probs, ignore_index, backend, validate, group=group, layout=layout
         )
         return information.to(input.dtype), *sums
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        input, target, probs, _ignore_index, backend, _validate, _group, _R = inputs
+        input, target, probs, _ignore_index, backend, _validate, _group, layout = inputs
         _information, *sums = output
         ctx.save_for_backward(input, target, *sums)
         ctx.mark_non_differentiable(*sums)
-        ctx.probs, ctx.backend = probs, backend
+        ctx.probs, ctx.backend, ctx.singles = probs, backend, layout.singles
 
     @staticmethod
     def backward(ctx, grad, *_unused):
@@ -1024,7 +1080,8 @@ class _DistributedMutualInformation(torch.autograd.Function):
                 "(create_graph=True): its backward is not itself differentiable"
             )
         input, target, *sums = ctx.saved_tensors
-        dinput = _backward(grad, input, target, _Sums(*sums), ctx.probs, ctx.backend)
+        sums = _Sums(*sums)
+        dinput = _backward(grad, input, target, sums, ctx.probs, ctx.backend, ctx.singles)
         return dinput, *(None,) * 7
 
 
@@ -1099,9 +1156,9 @@ def mutual_information(
         )[0]
     B = _batch_size(x, target, group)
     _check_or_assert_values(x, target, probs, ignore_index, validate, whole_batch=False)
-    R = _rows_bound(B, x.shape[1])
+    layout = _layout(B, x.shape[1], backend)
     outputs = _DistributedMutualInformation.apply(
-        x, target, probs, ignore_index, backend, validate, group, R
+        x, target, probs, ignore_index, backend, validate, group, layout
     )
     return outputs[0]
 

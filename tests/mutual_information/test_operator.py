@@ -68,31 +68,39 @@ def test_the_count_sees_host_reads_and_mask_indexing():
 
 
 def test_rows_of_S_follow_the_labels_counts():
-    # C = 6, B = 9: R = min(9 // 2, 6) = 4 rows; labels 3 (twice) and 5 (three times) take
-    # rows 0 and 1 in the order of the labels, 1 and 2 are alone, two are ignored
+    # C = 12 > B = 9: R = min(9 // 2, 12) = 4 rows; labels 3 (twice) and 5 (three times)
+    # take rows 0 and 1 in the order of the labels, 1 and 2 are alone, two are ignored
     y = torch.tensor([3, 5, 1, 3, -100, 5, 2, 5, -100])
-    z = torch.randn(9, 6)
+    z = torch.randn(9, 12)
     _, Lam, ln_s, lse, rows, N = OPERATOR(z, y, False, -100, "torch", True)
     assert rows.tolist() == [0, 1, -2, 0, -1, 1, -2, 1, -1]
-    assert Lam.shape == (4, 6)
-    assert ln_s.shape == (6,)
+    assert Lam.shape == (4, 12)
+    assert ln_s.shape == (12,)
     torch.testing.assert_close(lse, torch.logsumexp(z, 1))
     assert N.item() == 7
     # ignore_index = 5 leaves out label 5's examples; label 0 (twice) now comes first
     _, Lam, _, _, rows, N = OPERATOR(z, y.where(y != -100, 0), False, 5, "torch", True)
     assert rows.tolist() == [1, -1, -2, 1, 0, -1, -2, -1, 0]
     assert N.item() == 6
+    # C = 6 <= B: every label its own row, and no logsumexp is kept
+    _, Lam, _, lse, rows, N = OPERATOR(z[:, :6], y, False, -100, "torch", True)
+    assert rows.tolist() == [3, 5, 1, 3, -1, 5, 2, 5, -1]
+    assert Lam.shape == (6, 6)
+    assert lse.shape == (0,)
 
 
 @pytest.mark.parametrize("kind", ["indices", "rows", "probs"])
-def test_opcheck(kind):
-    x, target, probs = _batch(12, 7, kind)
+@pytest.mark.parametrize(("B", "C"), [(12, 7), (6, 9)], ids=["C<=B", "C>B"])
+def test_opcheck(kind, B, C):
+    x, target, probs = _batch(B, C, kind)
     x.requires_grad_()
     for validate in (True, False):
         torch.library.opcheck(OPERATOR, (x, target, probs, -100, "torch", validate))
     _, *saved = OPERATOR(x.detach(), target, probs, -100, "torch", True)
     grad = torch.tensor(0.7)
-    torch.library.opcheck(BACKWARD, (grad, x.detach(), target, *saved, probs, "torch"))
+    # the layout's single examples (C > B) are what backward is told of
+    args = (grad, x.detach(), target, *saved, probs, "torch", C > B)
+    torch.library.opcheck(BACKWARD, args)
 
 
 class _CountingBackend:
