@@ -96,14 +96,15 @@ from infonorm._distributed import (
 from infonorm._validation import check_dense, check_has_values
 
 __all__ = [
-    "BACKENDS",
     "MMILoss",
     "mutual_information",
     "mutual_information_reference",
 ]
 
-BACKENDS = ("auto", "torch", "triton")
+_BACKENDS = ("auto", "torch", "triton")
 _HALF = (torch.float16, torch.bfloat16)
+# what the Triton kernels take
+_KERNEL_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 # Elements of a chunk of examples on CPU: 2^18 (1 MB in float32), so that the few
 # buffers each chunk's passes read and write stay in a core's L2 cache. On other devices
 # one chunk is the batch.
@@ -132,9 +133,9 @@ def _check_arguments(
         raise TypeError(f"ignore_index must be an int, got {type(ignore_index).__name__}")
     if validate is not None and not isinstance(validate, bool):
         raise TypeError(f"validate must be True, False or None, got {type(validate).__name__}")
-    if backend not in BACKENDS:
+    if backend not in _BACKENDS:
         raise ValueError(
-            f"backend must be one of {', '.join(map(repr, BACKENDS))}; got {backend!r}"
+            f"backend must be one of {', '.join(map(repr, _BACKENDS))}; got {backend!r}"
         )
     _check_input(input, probs, group)
     _check_target(target, input)
@@ -248,16 +249,20 @@ def _check_backend(backend: str, input: torch.Tensor, target: torch.Tensor, prob
     return backend
 
 
-_KERNEL_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
+_KERNELS_IMPORT: list[bool] = []  # the answer of _kernels_available, once known
 
 
-@functools.cache
+@torch.compiler.assume_constant_result
 def _kernels_available() -> bool:
-    try:
-        importlib.import_module("infonorm.kernels.mutual_information")
-    except ImportError:
-        return False
-    return True
+    """Whether the Triton kernels import (torch.compile takes the answer as a constant)."""
+    if not _KERNELS_IMPORT:
+        try:
+            importlib.import_module("infonorm.kernels.mutual_information")
+        except ImportError:
+            _KERNELS_IMPORT.append(False)
+        else:
+            _KERNELS_IMPORT.append(True)
+    return _KERNELS_IMPORT[0]
 
 
 def _resolve_validate(validate: bool | None, input: torch.Tensor) -> bool:
@@ -685,10 +690,12 @@ def _information(
     Lam = torch.empty_like(S)
     sum_SlnS = S.new_zeros((), dtype=torch.float64)
     step = _chunk_rows(R, C, S.device)
+    products = S.new_empty(min(step, R), C)
     for a, b in _chunks(R, step):
         # Λ[k, c] = ln S[k, c] − ln s[c] − ln (n[k]/N), a chunk of rows in cache at a time
         ln_S = torch.clamp(S[a:b], min=tiny, out=Lam[a:b]).log_()
-        sum_SlnS += (S[a:b] * ln_S).sum().double()
+        # a pairwise sum of the products (a dot product would accumulate in float32 lanes)
+        sum_SlnS += torch.mul(S[a:b], ln_S, out=products[: b - a]).sum().double()
         ln_S.sub_(ln_s).sub_(ln_n[a:b, None])
     if probs:
         Lam.masked_fill_(S == 0, 0.0)
@@ -1008,12 +1015,14 @@ def _setup_context(ctx: Any, inputs: tuple, output: tuple) -> None:
     _information, Lam, ln_s, lse, rows, N = output
     ctx.save_for_backward(input, target, Lam, ln_s, lse, rows, N)
     ctx.mark_non_differentiable(Lam, ln_s, lse, rows, N)
+    # their gradients are never read: no zeros made for them
+    ctx.set_materialize_grads(False)
     ctx.probs, ctx.ignore_index, ctx.backend = probs, ignore_index, backend
     ctx.singles = _layout(*input.shape, backend).singles
 
 
-def _operator_autograd(ctx: Any, grad: torch.Tensor, *_unused: Any) -> tuple:
-    if not ctx.needs_input_grad[0]:
+def _operator_autograd(ctx: Any, grad: torch.Tensor | None, *_unused: Any) -> tuple:
+    if grad is None or not ctx.needs_input_grad[0]:
         return None, None, None, None, None, None
     input, target, *sums = ctx.saved_tensors
     if torch.is_grad_enabled():
@@ -1068,11 +1077,12 @@ class _DistributedMutualInformation(torch.autograd.Function):
         _information, *sums = output
         ctx.save_for_backward(input, target, *sums)
         ctx.mark_non_differentiable(*sums)
+        ctx.set_materialize_grads(False)
         ctx.probs, ctx.backend, ctx.singles = probs, backend, layout.singles
 
     @staticmethod
     def backward(ctx, grad, *_unused):
-        if not ctx.needs_input_grad[0]:
+        if grad is None or not ctx.needs_input_grad[0]:
             return (None,) * 8
         if torch.is_grad_enabled():
             raise RuntimeError(
