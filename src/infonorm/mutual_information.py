@@ -78,7 +78,6 @@ the operator, the distributed path, the public functions and module.
 
 from __future__ import annotations
 
-import functools
 import importlib
 import os
 from typing import Any, NamedTuple
@@ -553,19 +552,20 @@ def _joint_index(rows: torch.Tensor, R: int) -> torch.Tensor:
 
 def _joint_of_logits(
     z: torch.Tensor, rows: torch.Tensor, R: int, *, singles: bool = True
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(S, s, lse, sum_single): the sums of `kernels.mutual_information.forward`, in torch.
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(joint, lse, sum_single): the sums of `kernels.mutual_information.forward`, in torch.
 
-    S[r] = Σ_{b: rows_b = r} Q[b], s = Σ over examples not ignored of Q[b], lse[b] =
-    logsumexp z[b], sum_single = Σ_{b: rows_b = −2} Σ_c Q[b, c] ln Q[b, c]; float32 for
-    half-precision logits (sum_single: float64), z's dtype otherwise. singles=False: no
-    example has rows_b = −2, and lse (then empty) and sum_single (0) are not computed.
+    joint (R + 2, C): rows 0..R−1 are S, S[r] = Σ_{b: rows_b = r} Q[b]; row R sums the
+    ignored examples' Q[b] and row R + 1 the single ones', so that s = Σ_{r<R} joint[r] +
+    joint[R + 1] (`_column_sums`). lse[b] = logsumexp z[b] and sum_single =
+    Σ_{b: rows_b = −2} Σ_c Q[b, c] ln Q[b, c]. float32 for half-precision logits
+    (sum_single: float64), z's dtype otherwise. singles=False: no example has rows_b = −2,
+    and lse (then empty) and sum_single (0) are not computed.
     """
     B, C = z.shape
     dtype = _compute_dtype(z)
     step = _chunk_rows(B, C, z.device)
     index = _joint_index(rows, R)
-    # rows 0..R−1: S; row R: ignored examples; row R + 1: single examples
     joint = z.new_zeros(R + 2, C, dtype=dtype)
     Q_scratch = z.new_empty(min(step, B), C, dtype=dtype)
     # per example: m = max_c z, max_c Q, and Σ_c Q (z − m)
@@ -582,10 +582,8 @@ def _joint_of_logits(
             # at a masked logit Q L = 0·(−inf) = NaN, whose limit is 0: nansum (NaN or +inf
             # logits make the whole row of Q NaN, which nansum keeps)
             torch.nansum(L.mul_(Q), 1, keepdim=True, out=QL[a:b])
-    S = joint[:R]
-    s = S.sum(0).add_(joint[R + 1])
     if not singles:
-        return S, s, z.new_empty(0, dtype=dtype), z.new_zeros((), dtype=torch.float64)
+        return joint, z.new_empty(0, dtype=dtype), z.new_zeros((), dtype=torch.float64)
     # ln Q = (z − m) + ln max_c Q: the largest Q of a row is at least 1/C, so its logarithm
     # is accurate, and z − m <= 0 keeps the products Q (z − m) small wherever Q is
     #   Σ_c Q ln Q = Σ_c Q (z − m) + ln max_c Q,    lse = m − ln max_c Q
@@ -593,13 +591,13 @@ def _joint_of_logits(
     entropy = QL.add_(ln_Q_max).squeeze(1)
     lse = m.sub_(ln_Q_max).squeeze(1)
     sum_single = torch.where(rows == -2, entropy, 0).sum(dtype=torch.float64)
-    return S, s, lse, sum_single
+    return joint, lse, sum_single
 
 
 def _joint_of_probabilities(
     Q_in: torch.Tensor, rows: torch.Tensor, R: int, *, singles: bool = True
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(S, s, sum_single) as `_joint_of_logits`, for rows Q given as probabilities."""
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(joint, sum_single) as `_joint_of_logits`, for rows Q given as probabilities."""
     B, C = Q_in.shape
     dtype = _compute_dtype(Q_in)
     step = _chunk_rows(B, C, Q_in.device)
@@ -613,9 +611,12 @@ def _joint_of_probabilities(
         if singles:
             # Σ_c Q ln Q, 0 ln 0 = 0: Q ln max(Q, tiny) is 0 where Q = 0
             entropy[a:b] = Q.clamp_min(tiny).log_().mul_(Q).sum(1)
-    S = joint[:R]
-    s = S.sum(0).add_(joint[R + 1])
-    return S, s, torch.where(rows == -2, entropy, 0).sum(dtype=torch.float64)
+    return joint, torch.where(rows == -2, entropy, 0).sum(dtype=torch.float64)
+
+
+def _column_sums(joint: torch.Tensor) -> torch.Tensor:
+    """s = Σ_b Q[b] over the examples not ignored, from `_joint_of_logits`' rows."""
+    return joint[:-2].sum(0).add_(joint[-1])
 
 
 def _joint_of_label_rows(
@@ -651,11 +652,12 @@ def _joint_float64(
     layout = _class_index_rows(target, C, layout, ignore_index, torch.float64)
     _check_examples(layout.N, ignore_index, validate=True)
     if probs:
-        S, s, sum_single = _joint_of_probabilities(x, layout.rows, R, singles=singles)
+        joint, sum_single = _joint_of_probabilities(x, layout.rows, R, singles=singles)
     else:
-        S, s, _lse, sum_single = _joint_of_logits(x, layout.rows, R, singles=singles)
+        joint, _lse, sum_single = _joint_of_logits(x, layout.rows, R, singles=singles)
+    s = _column_sums(joint)
     _check_predictions(s, validate=True)
-    return S, s, sum_single, layout.counts.double(), layout.N
+    return joint[:R], s, sum_single, layout.counts.double(), layout.N
 
 
 # ---------------------------------------------------------------------------- I and Λ
@@ -669,9 +671,10 @@ def _information(
     sum_single: torch.Tensor,
     *,
     probs: bool,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(I in float64, Λ, ln s) from the batch's sums; Λ is finite everywhere, and for
-    probabilities exactly 0 where S = 0 (the gradient in Q is documented so).
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(I in float64, ln s) from the batch's sums, and Λ in S's storage. Λ is finite
+    everywhere, and for probabilities exactly 0 where S = 0 (the gradient in Q is
+    documented so).
 
     Where S[k, c] = 0 every example of row k has Q[b, c] = 0, and Λ[k, c] only ever meets
     that factor: through the softmax any finite value is exact there. Logarithms are taken
@@ -687,25 +690,35 @@ def _information(
     ln_n = (n.clamp_min(tiny) / N).log_().to(dtype)
     # r[k] = Σ_c S[k, c]; for a softmax, whose rows sum to 1, that is n[k]
     r = S.sum(1) if probs else n
-    Lam = torch.empty_like(S)
+    zero = S == 0 if probs else None
     sum_SlnS = S.new_zeros((), dtype=torch.float64)
     step = _chunk_rows(R, C, S.device)
-    products = S.new_empty(min(step, R), C)
+    ln_S = S.new_empty(min(step, R), C)
     for a, b in _chunks(R, step):
         # Λ[k, c] = ln S[k, c] − ln s[c] − ln (n[k]/N), a chunk of rows in cache at a time
-        ln_S = torch.clamp(S[a:b], min=tiny, out=Lam[a:b]).log_()
+        S_k = S[a:b]
+        torch.clamp(S_k, min=tiny, out=ln_S[: b - a]).log_()
         # a pairwise sum of the products (a dot product would accumulate in float32 lanes)
-        sum_SlnS += torch.mul(S[a:b], ln_S, out=products[: b - a]).sum().double()
-        ln_S.sub_(ln_s).sub_(ln_n[a:b, None])
+        sum_SlnS += S_k.mul_(ln_S[: b - a]).sum().double()
+        torch.sub(ln_S[: b - a], ln_s, out=S_k).sub_(ln_n[a:b, None])
     if probs:
-        Lam.masked_fill_(S == 0, 0.0)
+        S.masked_fill_(zero, 0.0)
     # N I = Σ S ln S + Σ_single Σ_c Q ln Q − Σ_k r[k] ln n[k] − Σ s ln s + ln N Σ s: on
     # the simplex r = n and Σ s = N, but written so, I stays the definition for any
     # probabilities Q >= 0 and Λ/N stays its gradient (single examples have r = n = 1)
     r, s64, n64 = r.double(), s.double(), n.double()
     terms = sum_SlnS + sum_single - torch.xlogy(r, n64).sum() - torch.xlogy(s64, s64).sum()
     information = (terms + torch.log(N) * s64.sum()) / N
-    return information, Lam, ln_s
+    return information, ln_s
+
+
+def _finish_table(joint: torch.Tensor, ln_s: torch.Tensor, N: torch.Tensor) -> torch.Tensor:
+    """The torch backend's G rows, in `joint` once its first R rows hold Λ: row R = 0 for
+    ignored examples, row R + 1 = ln N − ln s for single ones (their Λ row is
+    ln Q[b] − ln s + ln N, and backward adds ln Q[b])."""
+    joint[-2].zero_()
+    torch.sub(torch.log(N).to(joint.dtype), ln_s, out=joint[-1])
+    return joint
 
 
 # ---------------------------------------------------------------------------- the gradient (torch)
@@ -715,31 +728,23 @@ def _gradient_of_logits(
     z: torch.Tensor,
     rows: torch.Tensor,
     lse: torch.Tensor,
-    Lam: torch.Tensor,
-    ln_s: torch.Tensor,
+    table: torch.Tensor,
     scale: torch.Tensor,
     *,
     singles: bool = True,
 ) -> torch.Tensor:
     """dz = scale · Q ∘ (G − Σ_c Q G): `kernels.mutual_information.backward`, in torch.
 
-    G[b] = Λ[rows_b] for rows_b >= 0, z[b] − ln s for a single example, and dz[b] = 0 for an
-    ignored one; scale (0-dim) is the upstream gradient over N. Q is recomputed chunk by
-    chunk; lse is read for single examples only (singles=False: there are none).
+    G[b] = table[rows_b] (`_finish_table`: Λ[rows_b]; 0 for an ignored example) plus, for a
+    single example, ln Q[b] = z[b] − lse[b]; scale (0-dim) is the upstream gradient over N.
+    Q is recomputed chunk by chunk; lse is read for single examples only (singles=False:
+    there are none).
     """
     B, C = z.shape
-    R = Lam.shape[0]
-    dtype = Lam.dtype
-    # G's rows scaled once: scale Λ[r]; 0 for ignored examples (row R); −scale ln s for
-    # single ones (row R + 1), to which their scale ln Q[b] is added below: a single
-    # example's Λ row is ln Q[b] − ln s + ln N, and z − ln s differs from it by a constant
-    # along the row, which the softmax's Jacobian cancels
-    table = Lam.new_empty(R + 2, C)
-    torch.mul(Lam, scale, out=table[:R])
-    table[R].zero_()
-    torch.mul(ln_s, -scale, out=table[R + 1])
+    R = table.shape[0] - 2
+    dtype = table.dtype
     index = _joint_index(rows, R)
-    single = (rows == -2).to(dtype).mul_(scale).unsqueeze(1) if singles else None
+    single = (rows == -2).to(dtype).unsqueeze(1) if singles else None
     step = _chunk_rows(B, C, z.device)
     dz = torch.empty_like(z, memory_format=torch.contiguous_format)
     direct = z.dtype == dtype
@@ -756,32 +761,23 @@ def _gradient_of_logits(
             # where Q = 0 (masked logits)
             ln_Q = torch.sub(x, lse[a:b, None], out=L_scratch[: b - a])
             G.addcmul_(ln_Q.clamp_min_(_LOWEST_LN_Q), single[a:b])
-        # dz = Q ∘ (G − Σ_c Q G): the softmax's backward, fused
+        # dz = scale Q ∘ (G − Σ_c Q G): the softmax's backward, fused, then the scale
         out = dz[a:b] if direct else out_scratch[: b - a]
-        torch.ops.aten._softmax_backward_data.out(G, Q, 1, dtype, grad_input=out)
+        torch.ops.aten._softmax_backward_data.out(G, Q, 1, dtype, grad_input=out).mul_(scale)
         if not direct:
             dz[a:b].copy_(out)
     return dz
 
 
 def _gradient_of_probabilities(
-    Q_in: torch.Tensor,
-    rows: torch.Tensor,
-    Lam: torch.Tensor,
-    ln_s: torch.Tensor,
-    N: torch.Tensor,
-    scale: torch.Tensor,
+    Q_in: torch.Tensor, rows: torch.Tensor, table: torch.Tensor, scale: torch.Tensor
 ) -> torch.Tensor:
-    """dQ = scale · G with G[b] = N ∂I/∂Q[b]: Λ[rows_b], or for a single example
-    ln Q[b] − ln s + ln N where Q[b] > 0 and 0 where Q[b] = 0 (its row of S is Q[b]: Λ = 0
-    where S = 0, as for every row); 0 for an ignored example."""
+    """dQ = scale · G with G[b] = N ∂I/∂Q[b]: table[rows_b] (`_finish_table`: Λ[rows_b], 0
+    for an ignored example) plus ln Q[b] for a single example, whose G is 0 where
+    Q[b] = 0 (its row of S is Q[b], and Λ = 0 where S = 0, as for every row)."""
     B, C = Q_in.shape
-    R = Lam.shape[0]
-    dtype = Lam.dtype
-    table = Lam.new_empty(R + 2, C)
-    torch.mul(Lam, scale, out=table[:R])
-    table[R].zero_()
-    torch.mul(torch.log(N).to(dtype) - ln_s, scale, out=table[R + 1])
+    R = table.shape[0] - 2
+    dtype = table.dtype
     index = _joint_index(rows, R)
     single = (rows == -2).unsqueeze(1)
     dQ = torch.empty_like(Q_in, memory_format=torch.contiguous_format)
@@ -789,8 +785,8 @@ def _gradient_of_probabilities(
     for a, b in _chunks(B, _chunk_rows(B, C, Q_in.device)):
         Q = Q_in[a:b].to(dtype)
         G = table[index[a:b]]
-        G.addcmul_(Q.clamp_min(tiny).log_(), single[a:b].to(dtype) * scale)
-        dQ[a:b] = G.masked_fill_(single[a:b] & (Q == 0), 0.0)
+        G.addcmul_(Q.clamp_min(tiny).log_(), single[a:b].to(dtype))
+        dQ[a:b] = G.masked_fill_(single[a:b] & (Q == 0), 0.0).mul_(scale)
     return dQ
 
 
@@ -819,21 +815,10 @@ def _kernels() -> Any:
     return importlib.import_module("infonorm.kernels.mutual_information")
 
 
-def _forward_of_logits(backend: str, singles: bool) -> Any:
-    if backend == "triton":
-        return _kernels().forward
-    return functools.partial(_joint_of_logits, singles=singles)
-
-
-def _backward_of_logits(backend: str, singles: bool) -> Any:
-    if backend == "triton":
-        return _kernels().backward
-    return functools.partial(_gradient_of_logits, singles=singles)
-
-
 class _Sums(NamedTuple):
-    """One batch's results that backward reads: Λ, ln s, logsumexp of each row of logits
-    (empty otherwise), the rows of class-index targets (empty otherwise), N."""
+    """One batch's results that backward reads: Λ (for the torch backend and class indices
+    with the two rows of `_finish_table` past it), ln s, logsumexp of each row of logits
+    (empty where not needed), the rows of class-index targets (empty otherwise), N."""
 
     Lam: torch.Tensor
     ln_s: torch.Tensor
@@ -857,31 +842,51 @@ def _forward(
     every rank, `layout` then being that of the batch of all ranks."""
     dtype = _compute_dtype(x)
     B, C = x.shape
-    empty = x.new_empty(0, dtype=dtype)
     if target.dim() == 2:
-        layout = _label_rows(target, dtype, group)
-        S, s = _joint_of_label_rows(x, layout.Pop, probs)
+        rows_of_S = _label_rows(target, dtype, group)
+        S, s = _joint_of_label_rows(x, rows_of_S.Pop, probs)
         S, s, sum_single = _all_sum_sums(S, s, S.new_zeros((), dtype=torch.float64), group)
-        rows, lse = empty.long(), empty
+        Lam, lse, rows = S, x.new_empty(0, dtype=dtype), x.new_empty(0, dtype=torch.int64)
     else:
         layout = _layout(B, C, backend) if layout is None else layout
-        R, singles = layout
         rows_of_S = _class_index_rows(target, C, layout, ignore_index, dtype, group)
         if group is not None or not validate:  # else checked before any work
             _check_examples(rows_of_S.N, ignore_index, validate)
         rows = rows_of_S.rows
-        if probs:
-            S, s, sum_single = _joint_of_probabilities(x, rows, R, singles=singles)
-            lse = empty
-        else:
-            S, s, lse, sum_single = _forward_of_logits(backend, singles)(x, rows, R)
-        S, s, sum_single = _all_sum_sums(S, s, sum_single, group)
-        layout = rows_of_S
+        S, s, Lam, lse, sum_single = _class_index_sums(x, rows, layout, probs, backend, group)
     _check_predictions(s, validate)
-    information, Lam, ln_s = _information(
-        S, s, layout.n, layout.N, sum_single.double(), probs=probs
-    )
-    return information, _Sums(Lam, ln_s, lse, rows, layout.N)
+    N = rows_of_S.N
+    information, ln_s = _information(S, s, rows_of_S.n, N, sum_single.double(), probs=probs)
+    if Lam is not S:
+        _finish_table(Lam, ln_s, N)
+    return information, _Sums(Lam, ln_s, lse, rows, N)
+
+
+def _class_index_sums(
+    x: torch.Tensor,
+    rows: torch.Tensor,
+    layout: Layout,
+    probs: bool,
+    backend: str,
+    group: Any,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(S, s, the buffer that will hold Λ, lse, sum_single) of the batch of every rank.
+
+    The buffer is S itself for the Triton kernels, and for the torch backend its joint,
+    whose two rows past S become G's rows of ignored and single examples."""
+    R, singles = layout
+    if backend == "triton":
+        S, s, lse, sum_single = _kernels().forward(x, rows, R)
+        S, s, sum_single = _all_sum_sums(S, s, sum_single, group)
+        return S, s, S, lse, sum_single
+    if probs:
+        joint, sum_single = _joint_of_probabilities(x, rows, R, singles=singles)
+        lse = x.new_empty(0, dtype=joint.dtype)
+    else:
+        joint, lse, sum_single = _joint_of_logits(x, rows, R, singles=singles)
+    # sums over examples: each rank's are summed over the ranks, before any logarithm
+    joint, sum_single = all_sum_(joint, group), all_sum(sum_single, group)
+    return joint[:R], _column_sums(joint), joint, lse, sum_single
 
 
 def _all_sum_sums(
@@ -910,9 +915,10 @@ def _backward(
     if target.dim() == 2:
         return _gradient_of_label_rows(x, target.to(Lam.dtype), Lam, scale, probs)
     if probs:
-        return _gradient_of_probabilities(x, sums.rows, Lam, sums.ln_s, sums.N, scale)
-    gradient = _backward_of_logits(backend, singles)
-    return gradient(x, sums.rows, sums.lse, Lam, sums.ln_s, scale)
+        return _gradient_of_probabilities(x, sums.rows, Lam, scale)
+    if backend == "triton":
+        return _kernels().backward(x, sums.rows, sums.lse, Lam, sums.ln_s, scale)
+    return _gradient_of_logits(x, sums.rows, sums.lse, Lam, scale, singles=singles)
 
 
 # ---------------------------------------------------------------------------- double backward
@@ -976,6 +982,8 @@ def _operator_fake(input, target, probs, ignore_index, backend, validate):
     else:
         R, singles = _layout(B, C, backend)
         rows, lse = B, B if singles and not probs else 0
+        # the torch backend keeps G's rows of ignored and single examples past Λ's
+        R += 0 if backend == "triton" else 2
     return (
         input.new_empty((), dtype=input.dtype),
         input.new_empty(R, C, dtype=dtype),

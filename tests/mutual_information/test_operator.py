@@ -74,7 +74,10 @@ def test_rows_of_S_follow_the_labels_counts():
     z = torch.randn(9, 12)
     _, Lam, ln_s, lse, rows, N = OPERATOR(z, y, False, -100, "torch", True)
     assert rows.tolist() == [0, 1, -2, 0, -1, 1, -2, 1, -1]
-    assert Lam.shape == (4, 12)
+    # Λ's 4 rows, then G's rows of ignored (0) and single examples (ln N − ln s)
+    assert Lam.shape == (6, 12)
+    assert (Lam[4] == 0).all()
+    torch.testing.assert_close(Lam[5], torch.log(N).float() - ln_s)
     assert ln_s.shape == (12,)
     torch.testing.assert_close(lse, torch.logsumexp(z, 1))
     assert N.item() == 7
@@ -85,7 +88,7 @@ def test_rows_of_S_follow_the_labels_counts():
     # C = 6 <= B: every label its own row, and no logsumexp is kept
     _, Lam, _, lse, rows, N = OPERATOR(z[:, :6], y, False, -100, "torch", True)
     assert rows.tolist() == [3, 5, 1, 3, -1, 5, 2, 5, -1]
-    assert Lam.shape == (6, 6)
+    assert Lam.shape == (6 + 2, 6)
     assert lse.shape == (0,)
 
 
