@@ -522,7 +522,8 @@ def _class_index_rows(
 
 def _label_rows(target: torch.Tensor, dtype: torch.dtype, group: Any = None) -> LabelRows:
     Pop = target.to(dtype)
-    B = torch.tensor(float(Pop.shape[0]), dtype=torch.float64, device=Pop.device)
+    # made on the device (a copy from the host could not be captured in a CUDA graph)
+    B = Pop.new_full((), Pop.shape[0], dtype=torch.float64)
     # n[k] = Σ_b Pop(k|x_b) over the examples of every rank
     return LabelRows(Pop, all_sum(Pop.sum(0), group), all_sum(B, group))
 
