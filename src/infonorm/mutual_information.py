@@ -36,7 +36,7 @@ Two layouts, chosen from the shapes and the backend only:
   its Σ_c Q ln Q follows from the logits, ln Q[b] = z[b] − logsumexp z[b], without a
   logarithm per entry; most examples are alone when C is large.
 Label rows Pop(y|x) as targets take one row of S per label column. So memory beyond the
-input and its gradient is O(R·C) <= O(B·C), never C × C beyond B × C.
+input and its gradient is O(R·C), never more than B × C (a C × C joint only when C <= B).
 
 Backends. The forward's per-example sums (S, s, logsumexp z[b], the single examples'
 Σ Q ln Q) and the backward's per-example gradient are computed by torch ops (chunk by chunk
@@ -63,8 +63,8 @@ costs one host synchronization per check.
 
 Across processes. With a torch.distributed group each rank holds a shard of the batch. S, s,
 n, N and the single examples' Σ Q ln Q are sums over examples, so each rank's sums are
-summed over the ranks (S and s in one all-reduce) before any logarithm: every rank then
-holds the batch's S and forms the same I and Λ. Labels take rows by their counts over all
+summed over the ranks (S and the column sums in one all-reduce) before any logarithm: every
+rank then holds the batch's S and forms the same I and Λ. Labels take rows by their counts over all
 ranks, so rows line up across ranks, a label absent from a shard included, and a label
 alone in the whole batch gets no row on any rank. The backward needs no communication:
 ∂I/∂Q[b, c] = Λ[y_b, c]/N of this rank's rows b, from the global Λ and N, is exactly the
@@ -1134,10 +1134,12 @@ def mutual_information(
     entry P(y, ŷ) is exactly 0 the partial derivative in Q is −∞; with probs=True the
     gradient there is 0, which through a softmax (Q = 0 there) is exact.
 
-    Memory beyond the input and its gradient is O(R·C) with R = min(B/2, C), never C × C.
-    The call reads no tensor value on the host and no shape depends on the labels (with
-    validate=False): torch.compile(fullgraph=True), torch.export and CUDA graphs capture it
-    as the operator torch.ops.infonorm.mutual_information.
+    Memory kept for backward is Λ, R × C (R = C when C <= B, else min(B/2, C)): at most
+    B × C, half of it when C > B. The call reads no tensor value on the host and no shape
+    depends on the labels (with validate=False): torch.compile(fullgraph=True),
+    torch.export and CUDA graphs capture it as the operator
+    torch.ops.infonorm.mutual_information, which double backward (create_graph=True)
+    differentiates exactly.
 
     backend: "torch", "triton" (fused kernels: class-index targets with float32, bfloat16 or
     float16 logits, on CUDA, or on CPU under TRITON_INTERPRET=1), or "auto" (triton where it
