@@ -78,6 +78,7 @@ the operator, the distributed path, the public functions and module.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 from typing import Any, NamedTuple
@@ -226,18 +227,30 @@ def _as_examples(input: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tenso
     return x, target.reshape(-1)
 
 
-def _check_backend(backend: str, input: torch.Tensor, target: torch.Tensor, probs: bool) -> str:
-    """The backend that will run: "auto" resolved, "triton" checked."""
-    kernel_case = target.dim() == 1 and not probs and input.dtype in _KERNEL_DTYPES
+def _check_backend(backend: str, input: torch.Tensor, target: torch.Tensor, probs: bool) -> None:
+    """backend="triton" only where the kernels compute: shapes and dtypes, nothing else (the
+    device and the kernels' presence are checked where the backend is resolved)."""
+    if backend == "triton" and not _kernel_case(input, target, probs):
+        raise ValueError(
+            "backend='triton' computes class-index targets with float32, bfloat16 or "
+            "float16 logits; use backend='torch' (or 'auto') for "
+            + ("probabilities" if probs else "label rows" if target.dim() == 2 else "float64")
+        )
+
+
+def _kernel_case(input: torch.Tensor, target: torch.Tensor, probs: bool) -> bool:
+    return target.dim() == 1 and not probs and input.dtype in _KERNEL_DTYPES
+
+
+def _resolve_backend(backend: str, input: torch.Tensor, target: torch.Tensor, probs: bool) -> str:
+    """ "auto" made "torch" or "triton"; "triton" checked to run here. Called inside the
+    operator (its implementation, fake and autograd context), never where torch.compile
+    traces Python: finding the kernels imports triton."""
     if backend == "auto":
-        return "triton" if kernel_case and input.is_cuda and _kernels_available() else "torch"
+        if _kernel_case(input, target, probs) and input.is_cuda and _kernels_available():
+            return "triton"
+        return "torch"
     if backend == "triton":
-        if not kernel_case:
-            raise ValueError(
-                "backend='triton' computes class-index targets with float32, bfloat16 or "
-                "float16 logits; use backend='torch' (or 'auto') for "
-                + ("probabilities" if probs else "label rows" if target.dim() == 2 else "float64")
-            )
         if not (input.is_cuda or os.environ.get("TRITON_INTERPRET") == "1"):
             raise ValueError(
                 f"backend='triton' needs CUDA tensors (or TRITON_INTERPRET=1 for CPU "
@@ -248,20 +261,14 @@ def _check_backend(backend: str, input: torch.Tensor, target: torch.Tensor, prob
     return backend
 
 
-_KERNELS_IMPORT: list[bool] = []  # the answer of _kernels_available, once known
-
-
-@torch.compiler.assume_constant_result
+@functools.cache
 def _kernels_available() -> bool:
-    """Whether the Triton kernels import (torch.compile takes the answer as a constant)."""
-    if not _KERNELS_IMPORT:
-        try:
-            importlib.import_module("infonorm.kernels.mutual_information")
-        except ImportError:
-            _KERNELS_IMPORT.append(False)
-        else:
-            _KERNELS_IMPORT.append(True)
-    return _KERNELS_IMPORT[0]
+    """Whether the Triton kernels import (this imports triton)."""
+    try:
+        importlib.import_module("infonorm.kernels.mutual_information")
+    except ImportError:
+        return False
+    return True
 
 
 def _resolve_validate(validate: bool | None, input: torch.Tensor) -> bool:
@@ -969,6 +976,7 @@ def _operator(
     validate: bool,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """(I, Λ, ln s, lse, rows, N) of (B, C) input and its targets; all but I are for backward."""
+    backend = _resolve_backend(backend, input, target, probs)
     _check_or_assert_values(input, target, probs, ignore_index, validate, whole_batch=True)
     information, sums = _forward(input, target, probs, ignore_index, backend, validate)
     return (information.to(input.dtype), *sums)
@@ -978,6 +986,7 @@ def _operator(
 def _operator_fake(input, target, probs, ignore_index, backend, validate):
     B, C = input.shape
     dtype = _compute_dtype(input)
+    backend = _resolve_backend(backend, input, target, probs)
     if target.dim() == 2:
         R, rows, lse = target.shape[1], 0, 0
     else:
@@ -1026,6 +1035,7 @@ def _setup_context(ctx: Any, inputs: tuple, output: tuple) -> None:
     ctx.mark_non_differentiable(Lam, ln_s, lse, rows, N)
     # their gradients are never read: no zeros made for them
     ctx.set_materialize_grads(False)
+    backend = _resolve_backend(backend, input, target, probs)
     ctx.probs, ctx.ignore_index, ctx.backend = probs, ignore_index, backend
     ctx.singles = _layout(*input.shape, backend).singles
 
@@ -1169,13 +1179,14 @@ def mutual_information(
     check_group(group)
     _check_arguments(input, target, probs, ignore_index, group, backend, validate)
     x, target = _as_examples(input, target.detach())
-    backend = _check_backend(backend, x, target, probs)
+    _check_backend(backend, x, target, probs)
     validate = _resolve_validate(validate, x)
     if group is None:
         return torch.ops.infonorm.mutual_information(
             x, target, probs, ignore_index, backend, validate
         )[0]
     B = _batch_size(x, target, group)
+    backend = _resolve_backend(backend, x, target, probs)
     _check_or_assert_values(x, target, probs, ignore_index, validate, whole_batch=False)
     layout = _layout(B, x.shape[1], backend)
     outputs = _DistributedMutualInformation.apply(
