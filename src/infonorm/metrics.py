@@ -5,7 +5,6 @@ which does not know which output column means which class, is judged by).
 
 from __future__ import annotations
 
-import math
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -13,7 +12,12 @@ import torch
 from scipy.optimize import linear_sum_assignment
 
 from infonorm._validation import check_dense, check_has_values
-from infonorm.mutual_information import _check_arguments, _sums, _targets
+from infonorm.mutual_information import (
+    _as_examples,
+    _check_arguments,
+    _check_values,
+    _joint_float64,
+)
 
 __all__ = ["Entropies", "entropies", "matched_accuracy"]
 
@@ -29,21 +33,24 @@ class Entropies(NamedTuple):
 
 
 @torch.no_grad()
-def entropies(input: torch.Tensor, target: torch.Tensor, *, probs: bool = False) -> Entropies:
+def entropies(
+    input: torch.Tensor, target: torch.Tensor, *, probs: bool = False, ignore_index: int = -100
+) -> Entropies:
     """H(y), H(ŷ), H(ŷ|y), H(y|ŷ) and I(y; ŷ) of the batch's joint, in float64, no gradient.
 
-    Arguments as for `mutual_information`. I <= min(H(y), H(ŷ)): the bound that a perfect
-    predictor, and any relabeling of it, attains.
+    Arguments as for `mutual_information` (values are always checked on the host). I <=
+    min(H(y), H(ŷ)): the bound that a perfect predictor, and any relabeling of it, attains.
     """
-    _check_arguments(input, target, probs, None)
-    N = input.shape[0]
-    targets = _targets(target, input.shape[1], probs, torch.float64, N)
-    _, s, sum_SlnS = _sums(input, targets, probs, torch.float64)
-    n = targets.counts
+    _check_arguments(input, target, probs, ignore_index)
+    x, target = _as_examples(input, target)
+    _check_values(x, target, probs, ignore_index)
+    S, s, sum_single, n, N = _joint_float64(x, target, probs, ignore_index)
     # H(m) = ln N − (1/N) Σ m ln m for counts m summing to N
-    H_y = math.log(N) - torch.xlogy(n, n).sum() / N
-    H_yhat = math.log(N) - torch.xlogy(s, s).sum() / N
-    H_joint = math.log(N) - sum_SlnS / N
+    ln_N = torch.log(N)
+    H_y = ln_N - torch.xlogy(n, n).sum() / N
+    H_yhat = ln_N - torch.xlogy(s, s).sum() / N
+    # the joint's entries: the rows of S, and each single example's own Q[b]
+    H_joint = ln_N - (torch.xlogy(S, S).sum() + sum_single) / N
     return Entropies(
         H_y=H_y,
         H_yhat=H_yhat,
@@ -56,8 +63,9 @@ def entropies(input: torch.Tensor, target: torch.Tensor, *, probs: bool = False)
 def matched_accuracy(pred: Any, target: Any) -> tuple[float, dict[int, int]]:
     """(accuracy, mapping) under the relabeling of predictions that agrees most with target.
 
-    pred: (B,) predicted class indices, or (B, C) scores (their argmax is taken); target:
-    (B,) class indices; tensors or arrays. mapping sends each matched predicted class to a
+    pred: (B,) predicted class indices, or (B, C) scores with C >= 2 (their argmax is
+    taken); target: (B,) class indices; tensors or arrays. Integer (B, 1) columns are read as
+    class indices, for pred and target alike. mapping sends each matched predicted class to a
     true class, one-to-one, found by the Hungarian method
     (scipy.optimize.linear_sum_assignment) on the contingency table of the classes present;
     examples whose predicted class has no partner count as wrong. Memory is O(P·T) for P
@@ -82,9 +90,18 @@ def _as_labels(value: Any, name: str, *, allow_scores: bool) -> np.ndarray:
     """Class indices as a 1-D int64 array (argmax of (B, C) scores where allowed)."""
     shapes = "(B,) class indices or (B, C) scores" if allow_scores else "(B,) class indices"
     array = _as_array(value, name, shapes)
-    if allow_scores and array.ndim == 2:
+    integral = array.dtype == np.bool_ or np.issubdtype(array.dtype, np.integer)
+    if array.ndim == 2 and array.shape[1] == 1 and integral:
+        # a column of class indices, as label tensors of shape (B, 1) often come
+        array = array[:, 0]
+    elif allow_scores and array.ndim == 2:
         if array.shape[1] == 0:
             raise ValueError(f"{name} scores have no classes (shape {array.shape})")
+        if array.shape[1] == 1:
+            raise ValueError(
+                f"{name} scores of shape {array.shape} have a single class, so their argmax "
+                "is always 0: pass class indices as (B,) or (B, 1) integers"
+            )
         if np.iscomplexobj(array):
             raise TypeError(f"{name} scores must be real numbers, got dtype {array.dtype}")
         if np.issubdtype(array.dtype, np.floating) and np.isnan(array).any():

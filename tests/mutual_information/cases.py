@@ -17,6 +17,9 @@ from tests.cases import ApiCase, randn, with_value
 _Z = randn(6, 4)
 _Y = torch.tensor([0, 1, 2, 3, 0, 1])
 _ROWS = torch.full((6, 2), 0.5)
+# 6144 entries of 2^-12 and zeros: rows over C = 10000 that sum to 1.5 exactly in bfloat16
+_ROWS_OF_1_5 = torch.zeros(6, 10000, dtype=torch.bfloat16)
+_ROWS_OF_1_5[:, :6144] = 2.0**-12
 
 
 def _mi(input: Any = None, target: Any = None, **kw: Any) -> Callable[[], Any]:
@@ -55,14 +58,43 @@ CASES: list[ApiCase] = [
         "input 1-D",
         _mi(input=torch.zeros(6)),
         ValueError,
-        "input must be (B, C) logits, got shape (6,)",
+        "input must be (B, C) logits or (B, C, d1, …), got shape (6,)",
     ),
     ApiCase(
         "mutual_information",
-        "input 3-D with probs=True",
+        "input 1-D with probs=True",
+        _mi(input=torch.full((6,), 0.25), probs=True),
+        ValueError,
+        "input must be (B, C) probabilities Q(ŷ|x) or (B, C, d1, …), got shape (6,)",
+    ),
+    ApiCase(
+        "mutual_information",
+        "input (6, 4, 1) with target (6,)",
         _mi(input=torch.full((6, 4, 1), 0.25), probs=True),
         ValueError,
-        "input must be (B, C) probabilities Q(ŷ|x), got shape (6, 4, 1)",
+        "target must be (B, d1) class indices or (B, C_y, d1) rows Pop(y|x) for input of "
+        "shape (6, 4, 1), got shape (6,)",
+    ),
+    ApiCase(
+        "mutual_information",
+        "input (6, 4, 3) with class indices (6, 2)",
+        _mi(input=randn(6, 4, 3), target=torch.zeros(6, 2, dtype=torch.int64)),
+        ValueError,
+        "target has shape (6, 2) but input of shape (6, 4, 3) needs class indices of shape (6, 3)",
+    ),
+    ApiCase(
+        "mutual_information",
+        "input (6, 4, 3) with label rows (6, 2, 2)",
+        _mi(input=randn(6, 4, 3), target=torch.full((6, 2, 2), 0.5)),
+        ValueError,
+        "target has shape (6, 2, 2) but input of shape (6, 4, 3) needs rows of shape (B, C_y, 3)",
+    ),
+    ApiCase(
+        "mutual_information",
+        "input (6, 4, 3) with float class indices (6, 3)",
+        _mi(input=randn(6, 4, 3), target=torch.zeros(6, 3)),
+        TypeError,
+        "target of shape (B, d1) must hold integer class indices, got dtype torch.float32",
     ),
     ApiCase(
         "mutual_information",
@@ -244,6 +276,57 @@ CASES: list[ApiCase] = [
     ),
     ApiCase(
         "mutual_information",
+        "every label ignore_index (−100)",
+        _mi(target=torch.full((6,), -100)),
+        ValueError,
+        "target: every example is ignore_index (-100): I(y; ŷ) needs at least one example",
+    ),
+    ApiCase(
+        "mutual_information",
+        "ignore_index = 1.5",
+        _mi(ignore_index=1.5),
+        TypeError,
+        "ignore_index must be an int, got float",
+    ),
+    ApiCase(
+        "mutual_information",
+        "validate=False, target label 4 for C = 4 (a device-side assertion)",
+        _mi(target=with_value(_Y, (1,), 4), validate=False),
+        RuntimeError,
+        "target holds a label outside [0, C) that is not ignore_index",
+    ),
+    ApiCase(
+        "mutual_information",
+        "validate = 1",
+        _mi(validate=1),
+        TypeError,
+        "validate must be True, False or None, got int",
+    ),
+    ApiCase(
+        "mutual_information",
+        "backend = 'cuda'",
+        _mi(backend="cuda"),
+        ValueError,
+        "backend must be one of 'auto', 'torch', 'triton'; got 'cuda'",
+    ),
+    ApiCase(
+        "mutual_information",
+        "backend = 'triton' with probabilities",
+        _mi(input=torch.full((6, 4), 0.25), probs=True, backend="triton"),
+        ValueError,
+        "backend='triton' computes class-index targets with float32, bfloat16 or float16 "
+        "logits; use backend='torch' (or 'auto') for probabilities",
+    ),
+    ApiCase(
+        "mutual_information",
+        "backend = 'triton' with label rows",
+        _mi(target=_ROWS, backend="triton"),
+        ValueError,
+        "backend='triton' computes class-index targets with float32, bfloat16 or float16 "
+        "logits; use backend='torch' (or 'auto') for label rows",
+    ),
+    ApiCase(
+        "mutual_information",
         "target rows of 4 rows for B = 6",
         _mi(target=_ROWS[:4]),
         ValueError,
@@ -262,6 +345,20 @@ CASES: list[ApiCase] = [
         _mi(target=torch.full((6, 2), 0.7)),
         ValueError,
         "target rows must sum to 1, but row 0 sums to 1.4",
+    ),
+    ApiCase(
+        "mutual_information",
+        "bfloat16 probabilities, C = 10000, rows summing to 1.5",
+        _mi(input=_ROWS_OF_1_5, target=torch.arange(6), probs=True),
+        ValueError,
+        "input rows must sum to 1, but row 0 sums to 1.5",
+    ),
+    ApiCase(
+        "mutual_information",
+        "bfloat16 target rows summing to 1.5",
+        _mi(target=torch.tensor([[1.0, 0.5]] * 6, dtype=torch.bfloat16)),
+        ValueError,
+        "target rows must sum to 1, but row 0 sums to 1.5 (tolerance 0.016 for torch.bfloat16)",
     ),
     ApiCase(
         "mutual_information",
@@ -290,6 +387,27 @@ CASES: list[ApiCase] = [
         lambda: MMILoss()(_Z, _Y.float()),
         TypeError,
         "target of shape (B,) must hold integer class indices, got dtype torch.float32",
+    ),
+    ApiCase(
+        "MMILoss",
+        "MMILoss('mean')",
+        lambda: MMILoss("mean"),
+        ValueError,
+        "MMILoss has no reduction (got 'mean'): I(y; ŷ) is a statistic of the whole batch",
+    ),
+    ApiCase(
+        "MMILoss",
+        "MMILoss(reduction='sum')",
+        lambda: MMILoss(reduction="sum"),
+        ValueError,
+        "MMILoss has no reduction (got reduction='sum'): I(y; ŷ) is a statistic of the whole batch",
+    ),
+    ApiCase(
+        "entropies",
+        "every label ignore_index (−100)",
+        lambda: entropies(_Z, torch.full((6,), -100)),
+        ValueError,
+        "target: every example is ignore_index (-100): I(y; ŷ) needs at least one example",
     ),
     ApiCase(
         "entropies",
@@ -371,6 +489,13 @@ CASES: list[ApiCase] = [
     ),
     ApiCase(
         "matched_accuracy",
+        "pred float scores (2, 1): a single class",
+        lambda: matched_accuracy(torch.tensor([[0.3], [0.9]]), [0, 1]),
+        ValueError,
+        "pred scores of shape (2, 1) have a single class, so their argmax is always 0",
+    ),
+    ApiCase(
+        "matched_accuracy",
         "pred scores with a NaN",
         lambda: matched_accuracy(np.array([[0.0, math.nan], [1.0, 0.0]]), [0, 1]),
         ValueError,
@@ -437,6 +562,15 @@ MUTUAL_INFORMATION_DTYPES = [
     MutualInformationDtypes(torch.float32, "int16 indices", torch.float32, torch.float32),
     MutualInformationDtypes(torch.float32, "int8 indices", torch.float32, torch.float32),
     MutualInformationDtypes(torch.float32, "uint8 indices", torch.float32, torch.float32),
+    MutualInformationDtypes(
+        torch.float32, "uint8 indices up to 255, C = 256", torch.float32, torch.float32
+    ),
+    MutualInformationDtypes(
+        torch.float32, "int8 indices up to 127, C = 128", torch.float32, torch.float32
+    ),
+    MutualInformationDtypes(
+        torch.float32, "int16 indices up to 32767, C = 32768", torch.float32, torch.float32
+    ),
     MutualInformationDtypes(torch.bfloat16, "int64 indices", torch.bfloat16, torch.bfloat16),
     MutualInformationDtypes(torch.float16, "int64 indices", torch.float16, torch.float16),
     MutualInformationDtypes(torch.float64, "int64 indices", torch.float64, torch.float64),

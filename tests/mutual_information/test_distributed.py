@@ -41,6 +41,16 @@ def _problem(name: str) -> tuple[torch.Tensor, torch.Tensor, bool]:
         # world = 2: each of its two ranks sees it alone, the batch sees it twice
         y = torch.tensor([0, 3, 5, 7, 7, 9, 11, 14, 20, 22, 30, 39])
         return 3 * torch.randn(12, 40, generator=g, dtype=F64), y, False
+    if name == "indices, some ignored":
+        # every third example ignored, and (world = 2) all of rank 0's first four but one
+        y = _labels(17, 5, g)
+        y[::3] = -100
+        y[1] = -100
+        return 3 * torch.randn(17, 5, generator=g, dtype=F64), y, False
+    if name == "uint8 indices, C = 256":
+        # labels up to 255 (and 156, which is −100 in uint8): compared in int64, not wrapped
+        y = torch.tensor([255, 255, 156, 3, 3, 0, 200, 255, 156], dtype=torch.uint8)
+        return 3 * torch.randn(9, 256, generator=g, dtype=F64), y, False
     if name == "rows, logits":
         # label rows over C_y = 6 with label 5 in no example
         Pop = torch.softmax(torch.randn(11, 6, generator=g, dtype=F64), 1)
@@ -65,6 +75,8 @@ PROBLEMS = (
     "indices, logits",
     "indices, probs",
     "indices, mostly alone",
+    "indices, some ignored",
+    "uint8 indices, C = 256",
     "rows, logits",
     "rows, probs",
 )
@@ -149,12 +161,26 @@ def _refusals(rank, world):
             torch.zeros(0, 3), torch.zeros(0, dtype=torch.int64), group=group
         ),
     }
-    messages = dict.fromkeys(calls)
+    messages = dict.fromkeys([*calls, "ignored", "twice"])
     for name, call in calls.items():
         try:
             call()
         except ValueError as error:
             messages[name] = str(error)
+    # every example ignored, on rank 0 and none on rank 1: the batch's N = 0
+    empty_here = torch.zeros(0, dtype=torch.int64)
+    try:
+        y = torch.full((3,), -100) if rank == 0 else empty_here
+        mutual_information(torch.zeros(y.shape[0], 3), y, group=group)
+    except ValueError as error:
+        messages["ignored"] = str(error)
+    # differentiating twice with a group is refused by name, never silently zero
+    z = torch.randn(4, 3, dtype=F64, requires_grad=True)
+    information = mutual_information(z, torch.tensor([0, 1, 1, 2]), group=group)
+    try:
+        torch.autograd.grad(information, z, create_graph=True)
+    except RuntimeError as error:
+        messages["twice"] = str(error)
     return messages
 
 
@@ -201,6 +227,8 @@ def test_ranks_that_disagree_or_hold_no_example_all_get_the_same_error():
         "classes": r"ranks disagree on input's classes C: \[3, 4\]",
         "kinds": r"ranks disagree on target's C_y \(0 for class indices\): \[0, 3\]",
         "empty": "input is empty on every rank of group",
+        "ignored": r"^target: every example is ignore_index \(-100\)",
+        "twice": "^mutual_information with a group cannot be differentiated twice",
     }
     for messages in run_ranks(_refusals, 2):
         for name, pattern in expected.items():

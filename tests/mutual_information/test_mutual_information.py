@@ -21,7 +21,7 @@ TOLERANCE = {
     torch.bfloat16: (2e-2, 5e-2),
     torch.float16: (5e-3, 1e-2),
 }
-# (B, C): one example, one class, primes, and one past a 2^20-element chunk
+# (B, C): one example, one class, primes, and one of several default chunks (2^18 elements)
 SIZES = [(1, 1), (1, 6), (2, 2), (7, 3), (13, 5), (97, 31), (257, 13), (523, 2011)]
 # targets: class indices from two thirds of the classes, distinct class indices (each
 # example alone with its label, where B <= C), and rows Pop(y|x)
@@ -311,3 +311,179 @@ def test_a_group_needs_torch_distributed_initialized():
 def test_matched_accuracy_refuses_bad_labels(pred, target, error, match):
     with pytest.raises(error, match=match):
         matched_accuracy(pred, target)
+
+
+# ---------------------------------------------------------------------------- differentiating twice
+
+
+@pytest.mark.parametrize("probs", [False, True], ids=["logits", "probs"])
+@pytest.mark.parametrize("kind", ["indices", "distinct", "rows"])
+def test_gradgradcheck_float64(kind, probs):
+    # class indices: one label alone, one repeated, one example ignored
+    x, target = _inputs(5, 6, kind, probs, seed=11, spread=1.0)
+    if kind == "indices":
+        target = torch.tensor([0, 3, 3, -100, 1])
+    x.requires_grad_()
+    assert torch.autograd.gradgradcheck(lambda t: mutual_information(t, target, probs=probs), (x,))
+
+
+@pytest.mark.parametrize("probs", [False, True], ids=["logits", "probs"])
+@pytest.mark.parametrize("kind", ["indices", "distinct", "rows"])
+def test_hessian_equals_the_float64_references(kind, probs, chunk):
+    x, target = _inputs(6, 7, kind, probs, seed=12, spread=2.0)
+    hessian = torch.autograd.functional.hessian(
+        lambda t: mutual_information(t, target, probs=probs), x
+    )
+    expected = torch.autograd.functional.hessian(
+        lambda t: mutual_information_reference(t, target, probs=probs), x
+    )
+    assert expected.abs().max() > 1e-3  # not the silent zeros of a once-differentiable backward
+    torch.testing.assert_close(hessian, expected, rtol=1e-9, atol=1e-12)
+
+
+def test_a_gradient_penalty_trains_the_parameters_as_the_reference_does():
+    g = torch.Generator().manual_seed(13)
+    x = torch.randn(20, 6, generator=g, dtype=F64)
+    y = torch.randint(0, 4, (20,), generator=g)
+    grads = []
+    for fn in (mutual_information, mutual_information_reference):
+        model = torch.nn.Linear(6, 5, dtype=F64)
+        for parameter in model.parameters():
+            torch.nn.init.normal_(parameter, generator=torch.Generator().manual_seed(14))
+        inputs = x.clone().requires_grad_()
+        (g_x,) = torch.autograd.grad(fn(model(inputs), y), inputs, create_graph=True)
+        g_x.pow(2).sum().backward()
+        grads.append((model.weight.grad, model.bias.grad))
+    (weight, bias), (weight_ref, bias_ref) = grads
+    assert weight_ref.abs().max() > 1e-4
+    torch.testing.assert_close(weight, weight_ref, rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(bias, bias_ref, rtol=1e-9, atol=1e-12)
+
+
+# ------------------------------------------------------------------ F.cross_entropy's conventions
+
+
+@pytest.mark.parametrize("probs", [False, True], ids=["logits", "probs"])
+def test_ignored_examples_are_left_out_of_the_joint(probs, chunk):
+    x, y = _inputs(40, 12, "indices", probs, seed=15)
+    y[::3] = -100
+    kept = y != -100
+    value, grad = _value_and_gradient(mutual_information, x, y, probs)
+    expected, expected_grad = _value_and_gradient(
+        mutual_information_reference, x[kept], y[kept], probs
+    )
+    assert value.item() == pytest.approx(expected.item(), abs=1e-12)
+    torch.testing.assert_close(grad[kept], expected_grad, rtol=1e-9, atol=1e-13)
+    assert (grad[~kept] == 0).all()
+    # any ignore_index, in [0, C) or not, as F.cross_entropy takes it
+    for ignore_index in (9, 50):
+        relabeled = torch.where(kept, y, ignore_index)
+        other = mutual_information(x, relabeled, probs=probs, ignore_index=ignore_index)
+        assert other.item() == pytest.approx(expected.item(), abs=1e-12)
+
+
+def test_ignore_index_is_compared_in_int64_for_small_integer_labels():
+    # in uint8 −100 is 156: label 156 is a class, not an ignored example
+    g = torch.Generator().manual_seed(16)
+    z = torch.randn(8, 256, generator=g, dtype=F64)
+    y = torch.tensor([156, 156, 3, 3, 255, 0, 1, 1])
+    value = mutual_information(z, y.to(torch.uint8))
+    assert value.item() == pytest.approx(mutual_information_reference(z, y).item(), abs=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["indices", "rows"])
+def test_positions_of_a_B_C_d1_d2_input_are_examples(kind):
+    # as F.cross_entropy: (B, C, d1, d2) logits with (B, d1, d2) targets
+    g = torch.Generator().manual_seed(17)
+    z = torch.randn(3, 7, 4, 5, generator=g, dtype=F64, requires_grad=True)
+    if kind == "indices":
+        target = torch.randint(0, 7, (3, 4, 5), generator=g)
+        target[0, 1] = -100
+        flat_target = target.reshape(-1)
+    else:
+        target = torch.softmax(torch.randn(3, 2, 4, 5, generator=g, dtype=F64), 1)
+        flat_target = target.movedim(1, -1).reshape(-1, 2)
+    value = mutual_information(z, target)
+    (grad,) = torch.autograd.grad(value, z)
+    flat = z.detach().movedim(1, -1).reshape(-1, 7).requires_grad_()
+    expected = mutual_information_reference(flat, flat_target)
+    (expected_grad,) = torch.autograd.grad(expected, flat)
+    assert value.item() == pytest.approx(expected.item(), abs=1e-12)
+    torch.testing.assert_close(grad, expected_grad.reshape(3, 4, 5, 7).movedim(-1, 1))
+    assert MMILoss()(z, target).item() == -value.item()
+
+
+def test_mmi_loss_takes_cross_entropy_options_and_refuses_a_reduction():
+    z, y = _inputs(30, 6, "indices", probs=False, seed=18)
+    y[:4] = 2
+    y[-3:] = -1
+    loss = MMILoss(ignore_index=-1, backend="torch", validate=True)
+    assert loss(z, y).item() == -mutual_information(z, y, ignore_index=-1).item()
+    for bad in ({"group": "mean"}, {"group": "none"}, {"reduction": "sum"}, {"reduction": "mean"}):
+        with pytest.raises(ValueError, match="statistic of the whole batch"):
+            MMILoss(**bad)
+
+
+# ---------------------------------------------------------------------------- backends
+
+
+def _kernels_or_skip():
+    pytest.importorskip("triton")
+    return pytest.importorskip("infonorm.kernels.mutual_information")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16], ids=str)
+@pytest.mark.parametrize(("B", "C"), [(1, 1), (7, 3), (13, 40), (33, 5)])
+def test_the_triton_backend_gives_the_torch_backends_results(B, C, dtype):
+    _kernels_or_skip()
+    g = torch.Generator().manual_seed(19)
+    z = (3 * torch.randn(B, C, generator=g)).to(dtype)
+    y = torch.randint(0, C, (B,), generator=g)
+    if B > 3:
+        y[1] = -100  # one ignored example
+        z[0, C // 2] = -math.inf  # one masked class
+    results = []
+    for backend in ("torch", "triton"):
+        x = z.clone().requires_grad_()
+        value = mutual_information(x, y, backend=backend)
+        value.backward()
+        results.append((value.double(), x.grad.double()))
+    (value, grad), (value_t, grad_t) = results
+    tolerance = {torch.float32: 2e-6, torch.bfloat16: 1e-2, torch.float16: 2e-3}[dtype]
+    assert abs(value_t.item() - value.item()) <= tolerance
+    scale = max(grad.abs().max().item(), 1 / B)
+    torch.testing.assert_close(grad_t, grad, rtol=0, atol=tolerance * scale)
+
+
+def test_auto_is_torch_on_cpu_and_triton_is_refused_where_it_does_not_apply():
+    z, y = _inputs(6, 4, "indices", probs=False)
+    for backend in ("auto", "torch"):
+        assert mutual_information(z, y, backend=backend).item() == pytest.approx(
+            mutual_information_reference(z, y).item(), abs=1e-12
+        )
+    with pytest.raises(ValueError, match="backend='triton' computes class-index targets"):
+        mutual_information(z, y, backend="triton")  # float64 logits
+
+
+# ---------------------------------------------------------------------------- values
+
+
+def test_half_precision_rows_are_held_to_their_rounding_not_to_sqrt_C():
+    g = torch.Generator().manual_seed(20)
+    rows = torch.softmax(torch.randn(6, 10000, generator=g, dtype=F64), 1)
+    # stored in bfloat16 the rows sum to 1 within its rounding: accepted
+    mutual_information(rows.to(torch.bfloat16), torch.arange(6), probs=True)
+    # 1.5: refused, for input and target alike (the old tolerance, eps √C, was 0.78)
+    with pytest.raises(ValueError, match=r"input rows must sum to 1, but row \d sums to 1.5"):
+        mutual_information((1.5 * rows).to(torch.bfloat16), torch.arange(6), probs=True)
+    four = rows[:, :4] / rows[:, :4].sum(1, keepdim=True)
+    with pytest.raises(ValueError, match=r"target rows must sum to 1, but row \d sums to 1.5"):
+        mutual_information(torch.randn(6, 3), (1.5 * four).to(torch.bfloat16))
+
+
+def test_matched_accuracy_reads_a_column_of_labels_as_labels():
+    assert matched_accuracy(torch.tensor([[1], [0]]), torch.tensor([1, 0])) == (1.0, {0: 0, 1: 1})
+    assert matched_accuracy(np.array([[2], [2], [0]]), np.array([[5], [5], [1]])) == (
+        1.0,
+        {0: 1, 2: 5},
+    )

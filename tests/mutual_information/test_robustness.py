@@ -11,8 +11,8 @@ import torch
 from infonorm import entropies, matched_accuracy
 from infonorm.mutual_information import mutual_information, mutual_information_reference
 from tests.mutual_information.cases import CASES, MUTUAL_INFORMATION_DTYPES
+from tests.mutual_information.operator_log import OperatorLog
 
-mi_module = importlib.import_module("infonorm.mutual_information")
 metrics_module = importlib.import_module("infonorm.metrics")
 # output and gradients against the float64 reference on the same (rounded) inputs
 requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -31,12 +31,20 @@ def test_bad_input_gets_the_documented_error(case):
     assert str(info.value).startswith(case.prefix), str(info.value)
 
 
-def _target(kind: str, B: int, g: torch.Generator) -> torch.Tensor:
-    dtype_name, what = kind.split()
+def _target(kind: str, B: int, g: torch.Generator) -> tuple[torch.Tensor, int]:
+    """(target, C) that a row of the table names: "int8 indices", "float32 rows",
+    "uint8 indices up to 255, C = 256" (the largest label of the dtype included), …"""
+    head, _, classes = kind.partition(", C = ")
+    dtype_name, what = head.split()[:2]
     dtype = getattr(torch, dtype_name)
+    C = int(classes) if classes else 5
     if what == "indices":
-        return torch.randint(0, 3, (B,), generator=g).to(dtype)
-    return torch.softmax(torch.randn(B, 3, generator=g, dtype=torch.float64) * 2, 1).to(dtype)
+        labels = torch.randint(0, 3 if not classes else C, (B,), generator=g)
+        if classes:  # C − 1 twice (a row of S) and C − 2 once (alone with its label)
+            labels[:3] = torch.tensor([C - 1, C - 1, C - 2])
+        return labels.to(dtype), C
+    rows = torch.softmax(torch.randn(B, 3, generator=g, dtype=torch.float64) * 2, 1)
+    return rows.to(dtype), C
 
 
 @pytest.mark.parametrize(
@@ -44,8 +52,8 @@ def _target(kind: str, B: int, g: torch.Generator) -> torch.Tensor:
 )
 def test_mutual_information_dtype_mixes(row):
     g = torch.Generator().manual_seed(3)
-    z = (torch.randn(17, 5, generator=g) * 2).to(row.input).requires_grad_()
-    target = _target(row.target, 17, g)
+    target, C = _target(row.target, 17, g)
+    z = (torch.randn(17, C, generator=g) * 2).to(row.input).requires_grad_()
     value = mutual_information(z, target)
     value.backward()
     assert (value.dtype, z.grad.dtype) == (row.value, row.grad)
@@ -69,7 +77,7 @@ def test_mutual_information_dtype_mixes(row):
 def test_mutual_information_gradient_flows_into_input_only(kind):
     g = torch.Generator().manual_seed(4)
     z = torch.randn(9, 4, generator=g)
-    target = _target("float32 rows" if kind == "rows" else "int64 indices", 9, g)
+    target, _ = _target("float32 rows" if kind == "rows" else "int64 indices", 9, g)
     if kind == "rows":
         target.requires_grad_()
         # a target that needs grad but an input that does not: nothing to differentiate
@@ -186,19 +194,30 @@ MI_CASES = [
     if c.function in ("mutual_information", "MMILoss", "entropies", "matched_accuracy")
     and not c.from_forward
 ]
+# what computing I costs: a pass over the logits or probabilities (a value check reads them
+# too, but never through these), and the Hungarian matching
+WORK = {
+    "aten._softmax.default",
+    "aten.exp.out",
+    "aten.exp.default",
+    "aten.index_add_.default",
+    "aten.index_add.default",
+    "aten.addmm_.default",
+    "aten.mm.default",
+    "aten.log_.default",
+    "aten.nansum.default",
+}
 
 
 @pytest.mark.parametrize("case", MI_CASES, ids=[c.id for c in MI_CASES])
 def test_mutual_information_refuses_before_any_work(case, monkeypatch):
-    def no_work(*args, **kwargs):
-        raise AssertionError("the computation started before the arguments were checked")
+    def no_matching(*args, **kwargs):
+        raise AssertionError("the matching started before the arguments were checked")
 
-    for name in ("_targets", "_sums"):
-        monkeypatch.setattr(mi_module, name, no_work)
-    monkeypatch.setattr(metrics_module, "linear_sum_assignment", no_work)
-    monkeypatch.setattr(mi_module._MutualInformation, "apply", no_work)
-    with pytest.raises(case.error, match="^" + re.escape(case.prefix)):
+    monkeypatch.setattr(metrics_module, "linear_sum_assignment", no_matching)
+    with OperatorLog() as log, pytest.raises(case.error, match="^" + re.escape(case.prefix)):
         case.call()
+    assert not WORK & set(log.names), sorted(WORK & set(log.names))
 
 
 @requires_cuda

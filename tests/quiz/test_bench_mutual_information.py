@@ -9,7 +9,6 @@ from infonorm.quiz.bench import mutual_information as bench
 def tiny(monkeypatch):
     monkeypatch.setattr(bench, "QUICK_SHAPES", ((64, 40), (32, 2000)))
     monkeypatch.setattr(bench, "DENSE_LIMIT", 100)
-    monkeypatch.setattr(bench, "TARGET", (32, 2000))
 
 
 def test_cpu_run_times_every_peer_in_one_report(tiny):
@@ -27,17 +26,24 @@ def test_cpu_run_times_every_peer_in_one_report(tiny):
         assert set(row) == set(bench.COLUMNS)  # peak memory is measured on CUDA only
         assert row["ours/CE"] == pytest.approx(row["ours ms"] / row["CE ms"])
     assert steps[-1][1] == steps[-1][2] == 2
-    assert any(note.startswith("target: ours/CE") for note in report.notes)
+    # targets and verdicts live in docs/benchmarks.md, not in the package's notes
+    for note in report.notes:
+        assert not note.startswith("target")
+        assert ": met" not in note
+        assert "missed" not in note
 
 
-def test_ours_keeps_far_less_for_backward_than_cross_entropy():
+def test_ours_keeps_at_most_half_of_what_cross_entropy_keeps_for_backward():
     B, C = 256, 4096
     z, y = bench._inputs(B, C, "cpu")
     ours = bench.new_saved_bytes(bench.mutual_information, z, y)
     cross_entropy = bench.new_saved_bytes(torch.nn.functional.cross_entropy, z, y)
-    # cross-entropy keeps log-softmax (B×C); ours keeps Λ for the few repeated labels and s
+    # cross-entropy keeps log-softmax (B×C); ours keeps Λ, min(B/2, C) rows of C (a static
+    # bound on the labels of several examples) and two more rows of G, and O(B + C): ln s,
+    # logsumexp, rows, N
     assert cross_entropy >= B * C * 4
-    assert ours < cross_entropy / 8
+    assert ours <= (B // 2 + 2) * C * 4 + 4 * C + 24 * B + 64
+    assert ours <= cross_entropy / 2 + 3 * 4 * C + 24 * B + 64
 
 
 def test_dense_peer_computes_mutual_information_up_to_its_clamping():
