@@ -159,7 +159,7 @@ def test_bench_out_is_rewritten_after_each_case(tmp_path, capsys, monkeypatch):
     code, _, _ = _run(capsys, "bench", "--op", "layer_norm", "--quick", "--out", str(out))
     assert code == 0
     cases = len(bench_layer_norm.CASES) * 2
-    assert seen == list(range(1, cases + 1))  # a checkpoint after each case but the last, then the run
+    assert seen == list(range(1, cases + 1))  # after each case but the last, then the run
     record = json.loads(out.read_text())
     assert record["command"] == f"infonorm bench --op layer_norm --quick --out {out}"
     assert len(record["rows"]) == cases
