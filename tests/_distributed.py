@@ -17,6 +17,10 @@ def _worker(rank: int, world: int, init: str, out: str, fn: Callable, args: tupl
     try:
         torch.set_num_threads(1)
         torch.save(fn(rank, world, *args), f"{out}.{rank}")
+        # no rank tears its connections down while another may still be talking to it
+        # (a rank with an empty shard finishes first; gloo aborts a process whose peer
+        # closed a connection under a pending operation)
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
