@@ -289,3 +289,45 @@ def test_a_direct_call_of_the_operator_refuses_aten_for_whole_layers():
 def test_opcheck_on_cuda_tensors(scope):
     x, A, B = (t.cuda().requires_grad_() for t in _inputs((4, 16, 64), torch.float32))
     torch.library.opcheck(OP, (x, A, B, scope, "gelu", 1e-5, "auto"))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("scope", SCOPES)
+def test_a_training_step_on_cuda_never_synchronizes_and_graphs_capture_it(scope):
+    # the Triton kernels' launches, forward and backward, recorded once and replayed on new x
+    norm = LayerNorm(64, scope=scope, activation="gelu", device="cuda")
+    x = torch.randn(4, 16, 64, device="cuda", requires_grad=True)
+    norm(x).square().sum().backward()  # warm up: kernels compiled, caches filled
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        norm(x).square().sum().backward()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        for _ in range(2):
+            x.grad = None
+            norm.zero_grad(set_to_none=False)
+            norm(x).square().sum().backward()
+    torch.cuda.current_stream().wait_stream(stream)
+    x.grad = torch.zeros_like(x)
+    norm.zero_grad(set_to_none=False)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        y = norm(x)
+        y.square().sum().backward()
+    with torch.no_grad():
+        x.copy_(torch.randn_like(x) * 2 + 1)
+        x.grad.zero_()
+        norm.weight.grad.zero_()
+    graph.replay()
+    leaf = x.detach().clone().requires_grad_()
+    expected = layer_norm_reference(
+        leaf.double(), norm.weight.double(), norm.bias.double(), scope=scope, activation="gelu"
+    )
+    expected.square().sum().backward()
+    torch.testing.assert_close(y.double(), expected, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(x.grad.double(), leaf.grad, rtol=1e-3, atol=1e-3)
