@@ -164,3 +164,14 @@ def test_bench_out_is_rewritten_after_each_case(tmp_path, capsys, monkeypatch):
     assert record["command"] == f"infonorm bench --op layer_norm --quick --out {out}"
     assert len(record["rows"]) == cases
     assert record["environment"]["processor"]
+
+
+def test_bench_table_keeps_every_figure_when_the_output_is_not_a_terminal(capsys, monkeypatch):
+    # piped or redirected output has no width: the table must not be cut to 80 columns
+    from infonorm.quiz.bench import layer_norm as bench_layer_norm
+
+    monkeypatch.setattr(bench_layer_norm, "QUICK_SHAPES", ((2, 16, 32),))
+    code, stdout, _ = _run(capsys, "bench", "--op", "layer_norm", "--quick")
+    assert code == 0
+    assert "…" not in stdout
+    assert "ours / nn.LayerNorm + activation" in " ".join(stdout.split())

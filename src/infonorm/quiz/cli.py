@@ -319,7 +319,7 @@ def _fit(args: argparse.Namespace, argv: list[str]) -> int:
         table.add_row("λ* = μ/(μ+1)", f"{fit.lam:.9g}")
         table.add_row("H(Pop, Q_λ*) [nats]", f"{fit.cross_entropy + 0.0:.6g}")
         table.add_row("total variation to the data", f"{tv:.4g}")
-        out.console().print(table)
+        out.console_for(table).print(table)
     _check_written(out)
     return 0
 
@@ -355,12 +355,12 @@ def _bench(args: argparse.Namespace, argv: list[str]) -> int:
             progress=progress.update,
             checkpoint=save if args.out is not None else None,
         )
-    console = out.console()
     table = Table(title=f"infonorm bench --op {args.op} --device {args.device}")
     for column in report.columns:
         table.add_column(column, justify="left" if column in report.columns[:2] else "right")
     for row in report.rows:
         table.add_row(*(_cell(row.get(column)) for column in report.columns))
+    console = out.console_for(table)
     console.print(table)
     for note in report.notes:
         console.print(note)

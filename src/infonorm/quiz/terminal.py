@@ -15,7 +15,8 @@ import textwrap
 from collections.abc import Iterator, Sequence
 from typing import TextIO
 
-from rich.console import Console
+from rich.console import Console, RenderableType
+from rich.measure import Measurement
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
@@ -74,6 +75,17 @@ class Output:
     def console(self) -> Console:
         """A rich console on this stream that reads no markup, emoji or highlights."""
         return Console(file=self, markup=False, emoji=False, highlight=False)
+
+    def console_for(self, renderable: RenderableType) -> Console:
+        """`console()`, as wide as `renderable` needs when the output is not a terminal: a
+        file or a pipe has no width of its own, and a table cut to PIPE_WIDTH columns would
+        lose its figures to ellipses."""
+        console = self.console()
+        if not self.isatty():
+            options = console.options.update_width(10_000)  # measured unconstrained
+            natural = Measurement.get(console, options, renderable).maximum
+            console.width = max(PIPE_WIDTH, natural)
+        return console
 
 
 def error_line(message: str) -> None:
