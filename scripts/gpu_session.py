@@ -7,8 +7,10 @@ Phases, in order (each stops starting new work when its share of the budget is s
 the JSON it writes says what it skipped):
 
   env      the device, driver, clocks, library versions, which peers import
-  tests    the GPU tests: tests/layer_norm/test_kernels.py (its interpreter tests run on the
-           GPU there) and every `gpu` test of tests/layer_norm, names logged as they finish
+  tests    the GPU tests: tests/layer_norm/test_kernels.py and
+           tests/mutual_information/test_kernels.py (their interpreter tests run on the GPU
+           there) and every `gpu` test of tests/layer_norm and tests/mutual_information
+           (CUDA graphs, no host synchronization), names logged as they finish
   bench    ours against torch eager, torch.compile, Liger-Kernel, Apex, QuACK at every case
            of `infonorm.quiz.bench.layer_norm_cuda`, with the copy rate of the same run
   tunings  each lever (and the default, first and last) at every case: error against
@@ -126,6 +128,13 @@ def tests_phase(out: Path, deadline: float, session: dict) -> dict:
     runs = [
         ["tests/layer_norm/test_kernels.py"],
         ["tests/layer_norm", "-m", "gpu", "--ignore=tests/layer_norm/test_kernels.py"],
+        ["tests/mutual_information/test_kernels.py"],
+        [
+            "tests/mutual_information",
+            "-m",
+            "gpu",
+            "--ignore=tests/mutual_information/test_kernels.py",
+        ],
     ]
     results = []
     with log.open("w", encoding="utf-8") as file:

@@ -23,14 +23,16 @@ import torch
 
 pytest.importorskip("triton")
 
+from infonorm.activations import ACTIVATIONS as ACTIVATION_TABLE
 from infonorm.kernels import layer_norm as kl
 from infonorm.kernels._layer_norm_config import Tuning, row_config, split_config
+from infonorm.layer_norm import layer_norm_reference
 from infonorm.quiz.bench import layer_norm_cuda as bench
 
 # the "CPU" tests run on the GPU where there is one (the interpreter is off there)
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-ACTIVATIONS = ("relu", "identity", "gelu", "tanh", "sigmoid", "silu")
+ACTIVATIONS = tuple(ACTIVATION_TABLE)
 # ‖out − ref‖/‖ref‖ allowed, per dtype of x (the reference is float64 on the same inputs)
 TOLERANCE = {torch.float32: 2e-5, torch.bfloat16: 1.5e-2, torch.float16: 2e-3}
 
@@ -39,24 +41,14 @@ TOLERANCE = {torch.float32: 2e-5, torch.bfloat16: 1.5e-2, torch.float16: 2e-3}
 
 
 def _reference(x, A, B, dy, *, scope, activation, eps):
-    """(y, mean, rstd, dx, dA, dB) in float64 by plain torch ops and autograd."""
+    """(y, mean, rstd, dx, dA, dB) in float64: the op's own reference and autograd."""
     dims = (-2, -1) if scope == "layer" else (-1,)
     L, A64, B64 = (t.detach().to(torch.float64).requires_grad_() for t in (x, A, B))
-    mu = L.mean(dims, keepdim=True)
-    var = (L - mu).square().mean(dims, keepdim=True)
-    rstd = 1 / torch.sqrt(var + eps)
-    z = A64 * (L - mu) * rstd + B64
-    act = {
-        "relu": torch.relu,
-        "identity": lambda t: t,
-        "gelu": torch.nn.functional.gelu,
-        "tanh": torch.tanh,
-        "sigmoid": torch.sigmoid,
-        "silu": torch.nn.functional.silu,
-    }[activation]
-    y = act(z)
+    y = layer_norm_reference(L, A64, B64, scope=scope, activation=activation, eps=eps)
     dx, dA, dB = torch.autograd.grad(y, (L, A64, B64), dy.to(torch.float64))
-    return y.detach(), mu.detach().squeeze(dims), rstd.detach().squeeze(dims), dx, dA, dB
+    mu = L.detach().mean(dims)
+    rstd = (L.detach().var(dims, correction=0) + eps).rsqrt()
+    return y.detach(), mu, rstd, dx, dA, dB
 
 
 def _run(x, A, B, dy, *, scope, activation, eps=1e-5, tuning=None):
