@@ -261,3 +261,20 @@ def test_ctrl_c_at_any_moment_of_the_start_up_is_one_line(tmp_path):
     for name, run in runs.items():
         out, err = run.communicate(timeout=120)
         assert (run.returncode, out, err) == (130, "", "infonorm: error: interrupted\n"), name
+
+
+def test_the_tally_names_a_refutation_that_follows_from_the_others():
+    from types import SimpleNamespace
+
+    from infonorm.quiz.terminal import tally
+
+    def result(name, verdict):
+        return SimpleNamespace(claim=SimpleNamespace(id=name), verdict=verdict)
+
+    results = [result("P3.line3", "refuted"), result("P3.line4", "refuted")]
+    results += [result("P3.line5", "confirmed"), result("P3.chain", "refuted")]
+    first, _ = tally(results, "r/index.html", "r/claims.json", derived={"P3.chain"})
+    assert first == (
+        "4 claims checked: 1 confirmed, 3 refuted (P3.line3, P3.line4, "
+        "P3.chain, which follows from them), 0 could not be checked."
+    )

@@ -10,7 +10,7 @@ from infonorm.quiz import report as report_module
 from infonorm.quiz.claims import Claim, Context, run
 from infonorm.quiz.claims.engine import holds
 from infonorm.quiz.report import write_report
-from infonorm.quiz.report.latex import compare, mathml, prose, typeset_symbols
+from infonorm.quiz.report.latex import compare, mathml, plain, prose, typeset_symbols
 
 
 def _results():
@@ -304,3 +304,16 @@ def test_the_quizs_plain_symbols_are_typeset():
     assert typeset_symbols("only σ'(h) changed") == r"only $\sigma '(h)$ changed"
     assert typeset_symbols("μ.grad via L̃") == r"$\mu .grad\text{ via }\tilde{L}$"
     assert typeset_symbols("A and B") == "A and B"
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        (r"scipy on $H(\mathrm{Pop}, Q_\lambda)$", "scipy on H(Pop, Q_λ)"),
+        (r"$\sum_{k \le K} k (1 - \lambda^*) \lambda^{*k}$", "Σ_(k ≤ K) k (1 − λ^*) λ^(*k)"),
+        (r"$\mathrm{Pop}(k)\,(-\ln Q_\lambda(k))$", "Pop(k) (−ln Q_λ(k))"),
+        (r"$I \ge 0$ costs \$5 - not math", "I ≥ 0 costs $5 - not math"),
+    ],
+)
+def test_plain_writes_inline_math_for_a_terminal(text, shown):
+    assert plain(text) == shown

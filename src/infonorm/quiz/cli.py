@@ -249,16 +249,21 @@ def _reproduce(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 def _print_results(out: Output, results, folder: Path) -> None:
+    from infonorm.quiz.report.latex import plain
+    from infonorm.quiz.report.layer_norm import chain_is_consequence
     from infonorm.quiz.report.markup import evidence_summary
 
-    rows = []
-    for result in results:
-        entry = result.to_dict()
-        rows.append((entry["id"], entry["verdict"], evidence_summary(entry), entry["reference"]))
+    entries = {result.claim.id: result.to_dict() for result in results}
+    rows = [
+        (entry["id"], entry["verdict"], plain(evidence_summary(entry)), plain(entry["reference"]))
+        for entry in entries.values()
+    ]
     console = out.console()
     for line in results_table(rows, width_of(out)):
         console.print(line, soft_wrap=True)
-    for line in tally(results, str(folder / "index.html"), str(folder / "claims.json")):
+    derived = {"P3.chain"} if chain_is_consequence(entries) else set()
+    report, data = str(folder / "index.html"), str(folder / "claims.json")
+    for line in tally(results, report, data, derived=derived):
         console.print(line, soft_wrap=True)
 
 

@@ -12,7 +12,7 @@ import os
 import shutil
 import sys
 import textwrap
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from typing import TextIO
 
 from rich.console import Console, RenderableType
@@ -207,12 +207,14 @@ def results_table(rows: Sequence[tuple[str, str, str, str]], width: int) -> list
     return lines
 
 
-def tally(results, report: str, data: str) -> list[str]:
+def tally(results, report: str, data: str, *, derived: Collection[str] = ()) -> list[str]:
     """The closing lines: how many claims held, each refuted or failed one by name, where the
-    report is."""
+    report is. `derived`: refuted claims that fail only because the others do (P3.chain,
+    when the corrected lines give the combined equations), named as such."""
     ids: dict[str, list[str]] = {"confirmed": [], "refuted": [], "error": []}
     for result in results:
-        ids[result.verdict].append(result.claim.id)
+        name = result.claim.id
+        ids[result.verdict].append(f"{name}, which follows from them" if name in derived else name)
     parts = [f"{len(ids['confirmed'])} confirmed"]
     for verdict, label in (("refuted", "refuted"), ("error", "could not be checked")):
         named = f" ({', '.join(ids[verdict])})" if ids[verdict] else ""

@@ -55,6 +55,44 @@ def mathml(latex: str, *, display: bool = False) -> str:
     return markup.replace(' display="block"', ' class="display"', 1)
 
 
+# symbols as a terminal shows them; commands not listed lose their backslash
+_PLAIN_SYMBOLS = {
+    r"\lambda": "λ",
+    r"\mu": "μ",
+    r"\sigma": "σ",
+    r"\sum": "Σ",
+    r"\le": "≤",
+    r"\leq": "≤",
+    r"\ge": "≥",
+    r"\geq": "≥",
+    r"\ne": "≠",
+    r"\approx": "≈",
+    r"\infty": "∞",
+    r"\cdot": "·",
+    r"\times": "×",
+    r"\partial": "∂",
+    r"\,": " ",
+    r"\;": " ",
+    r"\!": "",
+}
+# commands whose one argument is shown as it is
+_PLAIN_UNWRAPPED = re.compile(r"\\(?:mathrm|text|operatorname)\{([^{}]*)\}")
+# a script of several characters, in braces: Σ_(k ≤ K)
+_PLAIN_SCRIPT = re.compile(r"([_^])\{([^{}]*)\}")
+
+
+def plain(text: str) -> str:
+    """`text` with every $…$ written as plain Unicode, for a terminal: H(Pop, Q_λ)."""
+
+    def unicode(match: re.Match[str]) -> str:
+        latex = _PLAIN_UNWRAPPED.sub(r"\1", match.group(1))
+        latex = _PLAIN_SCRIPT.sub(r"\1(\2)", latex)
+        latex = _TOKEN.sub(lambda t: _PLAIN_SYMBOLS.get(t[0], t[0].lstrip("\\")), latex)
+        return latex.replace("-", "−")
+
+    return _INLINE.sub(unicode, text).replace("\\$", "$")
+
+
 def prose(text: str) -> str:
     """Escaped text with every $…$ typeset."""
     out, at = [], 0
