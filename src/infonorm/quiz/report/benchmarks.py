@@ -75,6 +75,13 @@ def _label(row: dict[str, Any], keys: list[str]) -> str:
     return " ".join(str(row[k]) for k in keys if row.get(k) is not None)
 
 
+def _tick(label: str) -> str:
+    """A case's label on two lines (its last word, the shape or dtype, below the rest): a
+    narrow label column leaves the plot its width when a phone shrinks the figure."""
+    head, _, last = label.rpartition(" ")
+    return f"{head}\n{last}" if head else last
+
+
 def _machine(env: dict[str, Any]) -> str:
     if env.get("gpu"):
         return f"{env['gpu']} (CUDA {env.get('cuda', '?')}), host {env.get('processor', '?')}"
@@ -119,7 +126,7 @@ def _bandwidth_chart(
     for column in ("fwd TB/s", "fwd+bwd TB/s"):
         panel = f"{name}-{'forward' if column == 'fwd TB/s' else 'training'}"
         names.append(panel)
-        with fig.panel(panel, size=(4.8, 1.2 + 0.14 * len(cases) * len(peers))) as ax:
+        with fig.panel(panel, size=(4.8, 1.2 + max(0.14 * len(peers), 0.45) * len(cases))) as ax:
             for j, peer in enumerate(peers):
                 by_case = {
                     _label(row, ["scope", "shape", "dtype"]): row.get(column)
@@ -135,7 +142,7 @@ def _bandwidth_chart(
                 )
             if copy_tbs:
                 ax.axvline(copy_tbs, color="black", linestyle="--", linewidth=1)
-            ax.set_yticks(range(len(cases)), cases, fontsize=8)
+            ax.set_yticks(range(len(cases)), [_tick(case) for case in cases], fontsize=10)
             ax.invert_yaxis()
             ax.grid(axis="y", visible=False)
             step = "forward" if column == "fwd TB/s" else "forward + backward"
@@ -162,7 +169,7 @@ def _time_chart(
     timed = [c for c in columns if c.endswith(" ms")]
     keys = [c for c in columns if c not in timed and isinstance(rows[0].get(c), str)]
     labels = [_label(row, keys) for row in rows]
-    with fig.panel(name, size=(4.8, 1.3 + 0.42 * len(rows))) as ax:
+    with fig.panel(name, size=(4.8, 1.3 + 0.5 * len(rows))) as ax:
         for j, column in enumerate(timed):
             values = [row.get(column) for row in rows]
             ax.plot(
@@ -173,7 +180,7 @@ def _time_chart(
                 ms=7,
                 ls="none",
             )
-        ax.set_yticks(range(len(rows)), labels, fontsize=8.5)
+        ax.set_yticks(range(len(rows)), [_tick(label) for label in labels], fontsize=10)
         ax.set_ylim(len(rows) - 0.5, -0.5)
         ax.set_xscale("log")
         ax.xaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
