@@ -831,6 +831,12 @@ class LayerNorm(nn.Module):
     makes nn.TransformerEncoderLayer's eval fast path (a fused op that reads weight, bias
     and eps and would compute plain layer norm) decline it. torch.jit.script compiles the
     module to the `infonorm::layer_norm` operator.
+
+    Under autocast the output keeps the input's dtype (statistics in float32 for half
+    precision): as nn.LayerNorm under CPU autocast, whereas CUDA autocast runs nn.LayerNorm
+    in float32 and returns float32. The operator has no autocast rule, so that bf16
+    activations stay bf16 through the kernels; call `.float()` on the output where float32
+    is wanted.
     """
 
     # read by torch.jit.script, as in torch.nn's own modules

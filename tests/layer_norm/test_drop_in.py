@@ -415,3 +415,15 @@ def test_typing_and_version():
     except importlib.metadata.PackageNotFoundError:
         assert infonorm.__version__ == "0+unknown"
     assert "replace_layer_norms" in infonorm.__all__
+
+
+def test_under_cpu_autocast_the_output_dtype_is_nn_layer_norms():
+    # CPU autocast keeps layer norm in the input's dtype, for nn.LayerNorm and for ours
+    x = torch.randn(4, 7, 16)
+    theirs, ours = nn.LayerNorm(16), LayerNorm(16)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        for h in (x, x.bfloat16()):
+            expected = theirs(h)
+            got = ours(h)
+            assert got.dtype == expected.dtype == h.dtype
+            torch.testing.assert_close(got, expected)
