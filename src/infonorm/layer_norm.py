@@ -810,6 +810,12 @@ def _features(normalized_shape: Any) -> int:
     return int(normalized_shape)
 
 
+def _symbolic(x: Any) -> bool:
+    """torch.fx.symbolic_trace is recording: x is a Proxy, whose values and shape are
+    unknown, so the call is recorded as the operator itself, unchecked."""
+    return isinstance(x, torch.fx.Proxy)
+
+
 class LayerNorm(nn.Module):
     """torch.nn.LayerNorm with a choice of statistics and a fused activation:
     act(weight · (x − μ)/σ + bias).
@@ -830,7 +836,8 @@ class LayerNorm(nn.Module):
     scope or activation differs from nn.LayerNorm's carries a no-op forward pre-hook, which
     makes nn.TransformerEncoderLayer's eval fast path (a fused op that reads weight, bias
     and eps and would compute plain layer norm) decline it. torch.jit.script compiles the
-    module to the `infonorm::layer_norm` operator.
+    module to the `infonorm::layer_norm` operator, and torch.fx.symbolic_trace records it as
+    that operator (unchecked: a Proxy has no values or shape to check).
 
     Under autocast the output keeps the input's dtype (statistics in float32 for half
     precision): as nn.LayerNorm under CPU autocast, whereas CUDA autocast runs nn.LayerNorm
@@ -921,6 +928,10 @@ class LayerNorm(nn.Module):
 
     @torch.jit.unused
     def _call(self, x: Tensor, A: Tensor, B: Tensor) -> Tensor:
+        if _symbolic(x):
+            return torch.ops.infonorm.layer_norm(
+                x, A, B, self.scope, self.activation, self.eps, "auto"
+            )[0]
         if x.is_nested:
             return self._call_nested(x, A, B)
         if x.dim() == 0 or x.shape[-1] != self.normalized_shape[0]:

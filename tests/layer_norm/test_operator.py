@@ -127,6 +127,21 @@ def test_jit_trace_records_the_operator():
     )
 
 
+@pytest.mark.parametrize("scope", SCOPES)
+def test_fx_symbolic_trace_records_the_module_as_the_operator(scope):
+    model = torch.nn.Sequential(
+        torch.nn.Linear(8, 8), LayerNorm(8, scope=scope, activation="gelu"), torch.nn.Linear(8, 3)
+    )
+    graph_module = torch.fx.symbolic_trace(model)
+    assert OP.overloadpacket in [node.target for node in graph_module.graph.nodes]
+    x = torch.randn(2, 5, 8)
+    got, want = graph_module(x), model(x)
+    torch.testing.assert_close(got, want)
+    (got_grad,) = torch.autograd.grad(got.square().sum(), model[1].weight)
+    (want_grad,) = torch.autograd.grad(want.square().sum(), model[1].weight)
+    torch.testing.assert_close(got_grad, want_grad)
+
+
 # ---------------------------------------------------------------------------- opcheck
 
 
