@@ -10,8 +10,10 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import infonorm.quiz.claims
@@ -278,3 +280,32 @@ def test_the_tally_names_a_refutation_that_follows_from_the_others():
         "4 claims checked: 1 confirmed, 3 refuted (P3.line3, P3.line4, "
         "P3.chain, which follows from them), 0 could not be checked."
     )
+
+
+def test_real_ctrl_c_at_staggered_moments_of_a_run_is_one_line_or_nothing(tmp_path):
+    # a real SIGINT lands wherever the process is, inside an extension module's
+    # initialization too, where it used to come out as a RecursionError or an abort
+    (tmp_path / "counts.txt").write_text("1\n2\n3\n")
+    script = "import sys\n" + _console_script()
+    runs = []
+    for moment in np.linspace(0.05, 2.5, 12):
+        run = subprocess.Popen(
+            [sys.executable, "-c", script, "fit", "counts.txt"],
+            cwd=tmp_path,
+            env=ENV,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
+        runs.append((moment, run))
+    started = time.monotonic()
+    for moment, run in runs:
+        time.sleep(max(0.0, started + moment - time.monotonic()))
+        run.send_signal(signal.SIGINT)
+    for moment, run in runs:
+        out, err = run.communicate(timeout=120)
+        if run.returncode == 0:  # finished before the signal came
+            assert (err, "Q_λ fitted to counts.txt" in out) == ("", True), moment
+        else:
+            assert (run.returncode, err) == (130, "infonorm: error: interrupted\n"), moment

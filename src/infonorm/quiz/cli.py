@@ -170,20 +170,26 @@ def _seed(text: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    with _stopping_signals_raise():
+    with _stopping_signals_raise() as interrupted:
         try:
             args = build_parser().parse_args(argv)
             return COMMANDS[args.command](args, argv)
         except UsageError as error:
             return _fail(error, EXIT_USAGE)
-        except (ValueError, TypeError, OSError) as error:
-            return _fail(error, EXIT_DATA)
-        except MemoryError:
-            return _fail("out of memory", EXIT_DATA)
         except KeyboardInterrupt:
             return _fail("interrupted", EXIT_INTERRUPTED)
         except Stopped as stop:
             return _fail(f"stopped by {stop}", 128 + stop.signum)
+        except Exception as error:
+            # Ctrl-C inside an extension module (a lazy import, a C callback) can come out
+            # as any exception: after one, that is what it is
+            if interrupted:
+                return _fail("interrupted", EXIT_INTERRUPTED)
+            if isinstance(error, MemoryError):
+                return _fail("out of memory", EXIT_DATA)
+            if isinstance(error, (ValueError, TypeError, OSError)):
+                return _fail(error, EXIT_DATA)
+            raise
 
 
 def _fail(error: object, code: int) -> int:
@@ -193,19 +199,26 @@ def _fail(error: object, code: int) -> int:
 
 
 @contextlib.contextmanager
-def _stopping_signals_raise() -> Iterator[None]:
+def _stopping_signals_raise() -> Iterator[list[int]]:
     """SIGTERM and SIGHUP raise `Stopped` while the command runs (by default they end the
-    process on the spot, leaving behind whatever was half-written)."""
+    process on the spot, leaving behind whatever was half-written), and SIGINT raises
+    KeyboardInterrupt, as Python's own handler does (the entry point ends the process
+    outright during start-up). Yields the list of the SIGINTs received so far."""
+    interrupted: list[int] = []
 
     def stop(signum: int, frame: object) -> NoReturn:
         raise Stopped(signum)
 
+    def interrupt(signum: int, frame: object) -> NoReturn:
+        interrupted.append(signum)
+        raise KeyboardInterrupt
+
     previous = {}
-    for signum in STOPPING:
+    for signum, handler in ((signal.SIGINT, interrupt), *((s, stop) for s in STOPPING)):
         with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
-            previous[signum] = signal.signal(signum, stop)
+            previous[signum] = signal.signal(signum, handler)
     try:
-        yield
+        yield interrupted
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
