@@ -140,8 +140,17 @@ def render() -> str:
         "entries, equal to the reference on logits of −1e4 in their place; logits of ±100 in "
         "float32 and bfloat16, and ±3e38 in float32: finite and equal to the float64 "
         "reference; a target that requires grad (it is data: no gradient flows into it). "
-        "`matched_accuracy` takes bfloat16 and float16 scores, negative and huge labels, and "
-        "tensors that require grad.",
+        "`matched_accuracy` takes bfloat16 and float16 scores, negative and huge labels, "
+        "tensors that require grad, and (B, 1) integer predictions as labels (a column of "
+        "class indices; a (B, 1) float column is refused as ambiguous).",
+        "",
+        "Second derivatives (tests/layer_norm/test_operator.py, "
+        "tests/mutual_information/test_mutual_information.py): `create_graph=True`, "
+        "`torch.autograd.functional.hessian`, `gradgradcheck` and a gradient penalty give the "
+        "float64 composite's values for `layer_norm` (both scopes, every activation, every "
+        "backend) and `mutual_information` (logits and probabilities), never silent zeros; "
+        "`mutual_information` with a group refuses `create_graph=True` with a RuntimeError "
+        "that says so.",
     ]
     lines += [
         "",
@@ -204,9 +213,12 @@ def render() -> str:
         "piped) at spaces only, never inside a word. File names, column names and paths are "
         "printed as typed (`--column 'visits [/day]'`, `--out 'report[v2]'`): nothing is "
         "read as markup. Ctrl-C at any moment of the start-up, `import torch` included, "
-        "prints `infonorm: error: interrupted` and exits 130 (the `infonorm` script's entry "
-        "point runs before `import infonorm`; Python's own start-up and the script's "
-        "`import re`, the first tens of milliseconds, come before it).",
+        "prints `infonorm: error: interrupted` and exits 130 at once (the `infonorm` "
+        "script's entry point takes SIGINT before `import infonorm`: an interrupt inside an "
+        "extension module's initialization would otherwise come out as some other exception "
+        "or an abort; Python's own start-up, the first tens of milliseconds, comes before "
+        "it); a test sends real SIGINTs at twelve moments of a run. During a run, whatever "
+        "exception an interrupt turns into is reported as the interruption.",
         "",
         "### What `fit` reads",
         "",

@@ -807,6 +807,9 @@ def _features(normalized_shape: Any) -> int:
         )
     if normalized_shape < 1:
         raise ValueError(f"normalized_shape must be >= 1, got {int(normalized_shape)}")
+    if normalized_shape >= 2**63:
+        shown = f"{int(normalized_shape)}" if normalized_shape < 10**30 else "an integer beyond it"
+        raise ValueError(f"normalized_shape must be a tensor size (below 2^63), got {shown}")
     return int(normalized_shape)
 
 

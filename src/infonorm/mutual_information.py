@@ -102,6 +102,7 @@ __all__ = [
 ]
 
 _BACKENDS = ("auto", "torch", "triton")
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _HALF = (torch.float16, torch.bfloat16)
 # what the Triton kernels take
 _KERNEL_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
@@ -131,6 +132,11 @@ def _check_arguments(
         raise TypeError(f"probs must be True or False, got {type(probs).__name__}")
     if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
         raise TypeError(f"ignore_index must be an int, got {type(ignore_index).__name__}")
+    if not _INT64_MIN <= ignore_index <= _INT64_MAX:
+        raise ValueError(
+            "ignore_index must fit in int64 (labels are compared as int64), got "
+            + (f"{ignore_index}" if abs(ignore_index) < 10**30 else "an integer beyond it")
+        )
     if validate is not None and not isinstance(validate, bool):
         raise TypeError(f"validate must be True, False or None, got {type(validate).__name__}")
     if backend not in _BACKENDS:
@@ -1227,8 +1233,8 @@ class MMILoss(nn.Module):
             given = f"reduction={reduction!r}" if reduction is not None else f"{group!r}"
             raise ValueError(
                 f"MMILoss has no reduction (got {given}): I(y; ŷ) is a statistic of the "
-                "whole batch, not a mean or sum of per-example losses; its only argument "
-                "is a torch.distributed process group"
+                "whole batch, not a mean or sum of per-example losses; its positional "
+                "argument is a torch.distributed process group"
             )
         self.group = check_group(group)
         self.ignore_index = ignore_index

@@ -295,6 +295,20 @@ CASES: list[ApiCase] = [
     ),
     ApiCase(
         "LayerNorm",
+        "normalized_shape = 2**63",
+        lambda: LayerNorm(2**63),
+        ValueError,
+        "normalized_shape must be a tensor size (below 2^63), got 9223372036854775808",
+    ),
+    ApiCase(
+        "LayerNorm",
+        "normalized_shape = (10**400,)",
+        lambda: LayerNorm((10**400,)),
+        ValueError,
+        "normalized_shape must be a tensor size (below 2^63), got an integer beyond it",
+    ),
+    ApiCase(
+        "LayerNorm",
         "normalized_shape = (3, 4)",
         lambda: LayerNorm((3, 4)),
         ValueError,

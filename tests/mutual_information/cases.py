@@ -290,6 +290,27 @@ CASES: list[ApiCase] = [
     ),
     ApiCase(
         "mutual_information",
+        "ignore_index = 2**63 (beyond int64)",
+        _mi(ignore_index=2**63),
+        ValueError,
+        "ignore_index must fit in int64 (labels are compared as int64), got 9223372036854775808",
+    ),
+    ApiCase(
+        "MMILoss",
+        "ignore_index = 10**400",
+        lambda: MMILoss(ignore_index=10**400)(_Z, _Y),
+        ValueError,
+        "ignore_index must fit in int64 (labels are compared as int64), got an integer beyond it",
+    ),
+    ApiCase(
+        "entropies",
+        "ignore_index = -(2**63) - 1",
+        lambda: entropies(_Z, _Y, ignore_index=-(2**63) - 1),
+        ValueError,
+        "ignore_index must fit in int64",
+    ),
+    ApiCase(
+        "mutual_information",
         "validate=False, target label 4 for C = 4 (a device-side assertion)",
         _mi(target=with_value(_Y, (1,), 4), validate=False),
         RuntimeError,
