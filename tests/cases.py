@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import pytest
 import torch
 
 
@@ -30,6 +31,24 @@ class ApiCase:
     @property
     def id(self) -> str:
         return f"{self.function}: {self.bad_input}"
+
+
+# output and gradients against the float64 reference on the same (rounded) inputs, per dtype
+TOLERANCE = {torch.float64: 1e-10, torch.float32: 1e-5, torch.float16: 1e-2, torch.bfloat16: 5e-2}
+requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+def coarsest(*dtypes: torch.dtype) -> float:
+    """The tolerance of the least precise of `dtypes`."""
+    return max(TOLERANCE[d] for d in dtypes)
+
+
+def assert_documented_error(case: ApiCase) -> None:
+    """The row's call raises exactly its error type, with a message that starts as listed."""
+    with pytest.raises(case.error) as info:
+        case.call()
+    assert type(info.value) is case.error
+    assert str(info.value).startswith(case.prefix), str(info.value)
 
 
 def randn(*shape: int, **kw: Any) -> torch.Tensor:

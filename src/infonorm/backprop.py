@@ -60,6 +60,8 @@ from typing import Any
 
 import torch
 
+from infonorm._threads import one_thread
+
 __all__ = [
     "Derivation",
     "DerivationError",
@@ -764,12 +766,10 @@ def _scope(d: Derivation) -> Iterator[None]:
     on a machine whose cores are busy a pool of threads costs milliseconds per op (a check
     measured 0.05 s on one thread and 2–5 s on two, with 2 busy cores)."""
     token = _AXES.set(d.axes)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     try:
-        yield
+        with one_thread():
+            yield
     finally:
-        torch.set_num_threads(threads)
         _AXES.reset(token)
 
 

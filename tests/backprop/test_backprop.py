@@ -10,32 +10,9 @@ import torch
 
 from infonorm import backprop
 from infonorm.layer_norm import layer_norm_reference
+from tests.backprop.derivations import TANH
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "backprop"
-
-TANH = """
-import torch
-from infonorm.backprop import sum_over
-
-N = 5
-axes = {"n": N}
-inputs = {"x": "n", "w": "n"}
-
-
-def forward(x, w):
-    s = sum_over("n", w * x)
-    y = torch.tanh(s)
-    return y
-
-
-def backward(x, w, s, y):
-    "s.grad = y.grad (1 − y²)"
-    s.grad = y.grad * (1 - y**2)
-    "w.grad += s.grad x"
-    w.grad += s.grad * x
-    "x.grad += s.grad w"
-    x.grad += s.grad * w
-"""
 
 
 def _parse(source: str = TANH, **replacements: str) -> backprop.Derivation:

@@ -8,29 +8,10 @@ import pytest
 
 from infonorm import backprop
 from infonorm.quiz.cli import main
+from tests.backprop.derivations import TANH
 
-BASE = """import torch
-from infonorm.backprop import relu, sum_over
-
-N = 5
-axes = {"n": N}
-inputs = {"x": "n", "w": "n"}
-
-
-def forward(x, w):
-    s = sum_over("n", w * x)
-    y = torch.tanh(s)
-    return y
-
-
-def backward(x, w, s, y):
-    "s.grad = y.grad (1 − y²)"
-    s.grad = y.grad * (1 - y**2)
-    "w.grad += s.grad x"
-    w.grad += s.grad * x
-    "x.grad += s.grad w"
-    x.grad += s.grad * w
-"""
+# the derivation with relu imported, for the kink case
+BASE = TANH.replace("import sum_over", "import relu, sum_over", 1)
 # label: (what replaces what in BASE, the line named, words of the message)
 CASES = {
     "syntax error": ("* (1 - y**2)", "* (1 - y**2", 17, "syntax error"),

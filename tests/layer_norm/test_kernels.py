@@ -28,10 +28,10 @@ from infonorm.kernels import layer_norm as kl
 from infonorm.kernels._layer_norm_config import Tuning, row_config, split_config
 from infonorm.layer_norm import layer_norm_reference
 from infonorm.quiz.bench import layer_norm_cuda as bench
+from tests.cases import requires_cuda
 
 # the "CPU" tests run on the GPU where there is one (the interpreter is off there)
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
-requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 ACTIVATIONS = tuple(ACTIVATION_TABLE)
 # ‖out − ref‖/‖ref‖ allowed, per dtype of x (the reference is float64 on the same inputs)
 TOLERANCE = {torch.float32: 2e-5, torch.bfloat16: 1.5e-2, torch.float16: 2e-3}

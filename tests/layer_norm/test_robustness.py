@@ -11,23 +11,13 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from infonorm import LayerNorm, layer_norm
 from infonorm.layer_norm import layer_norm_backward, layer_norm_reference
+from tests.cases import assert_documented_error, coarsest, requires_cuda
 from tests.layer_norm.cases import CASES, LAYER_NORM_DTYPES
-
-# output and gradients against the float64 reference on the same (rounded) inputs
-requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-TOLERANCE = {torch.float64: 1e-10, torch.float32: 1e-5, torch.float16: 1e-2, torch.bfloat16: 5e-2}
-
-
-def _coarsest(*dtypes):
-    return max(TOLERANCE[d] for d in dtypes)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_bad_input_gets_the_documented_error(case):
-    with pytest.raises(case.error) as info:
-        case.call()
-    assert type(info.value) is case.error
-    assert str(info.value).startswith(case.prefix), str(info.value)
+    assert_documented_error(case)
 
 
 class _NoWork(TorchDispatchMode):
@@ -76,7 +66,7 @@ def test_layer_norm_dtype_mixes(row):
     ref_leaves = [t.detach().double().requires_grad_() for t in (x, A, B)]
     ref = layer_norm_reference(*ref_leaves, activation="gelu")
     ref.backward(dy.double())
-    tolerance = _coarsest(row.x, row.params)
+    tolerance = coarsest(row.x, row.params)
     torch.testing.assert_close(y.double(), ref, rtol=tolerance, atol=tolerance)
     for got, leaf in zip((x.grad, A.grad, B.grad), ref_leaves, strict=True):
         scale = leaf.grad.abs().max().item()

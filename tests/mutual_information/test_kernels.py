@@ -25,10 +25,10 @@ import torch
 pytest.importorskip("triton")
 
 from infonorm.kernels import mutual_information as km
+from tests.cases import requires_cuda
 
 # the "CPU" tests run on the GPU where there is one (the interpreter is off there)
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
-requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 ROOT = Path(__file__).resolve().parents[2]
 # ‖dz − ref‖ allowed relative to ‖scale Q (|G| + |ΣQG|)‖ (the terms that cancel in dz), per
 # dtype of z (rounding of dz itself); the forward's outputs, ‖out − ref‖/‖ref‖, are float32

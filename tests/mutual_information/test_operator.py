@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from infonorm.mutual_information import MMILoss, mutual_information
+from tests.cases import requires_cuda
 from tests.mutual_information.operator_log import OperatorLog
 
-requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 OPERATOR = torch.ops.infonorm.mutual_information.default
 BACKWARD = torch.ops.infonorm.mutual_information_backward.default
 

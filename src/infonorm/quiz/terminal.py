@@ -104,34 +104,37 @@ def note_line(message: str) -> None:
 # ------------------------------------------------------------------------------ reproduce
 
 
-class ClaimProgress:
-    """The progress of `infonorm reproduce`. On a terminal: a progress bar and one line per
-    result. Otherwise (piped, redirected): a line when each claim starts, for claims can run
-    for minutes, and one when it ends."""
+class _Bar:
+    """A rich progress bar on a terminal, none otherwise (piped, redirected)."""
 
-    def __init__(self, out: Output, total: int):
-        self.out, self.total, self.started = out, total, 0
+    def __init__(self, out: Output, *, elapsed: bool):
         self.console = out.console()
         self.bar: Progress | None = None
         if out.isatty():
-            self.bar = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                console=self.console,
-                transient=True,
-            )
-            self.overall = self.bar.add_task("claims", total=total)
-            self.step = self.bar.add_task("", total=None, visible=False)
+            columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn()]
+            columns += [TimeElapsedColumn()] if elapsed else []
+            self.bar = Progress(*columns, console=self.console, transient=True)
 
     @contextlib.contextmanager
-    def shown(self) -> Iterator[ClaimProgress]:
+    def shown(self) -> Iterator[_Bar]:
         if self.bar is None:
             yield self
             return
         with self.bar:
             yield self
+
+
+class ClaimProgress(_Bar):
+    """The progress of `infonorm reproduce`. On a terminal: a progress bar and one line per
+    result. Otherwise (piped, redirected): a line when each claim starts, for claims can run
+    for minutes, and one when it ends."""
+
+    def __init__(self, out: Output, total: int):
+        super().__init__(out, elapsed=True)
+        self.out, self.total, self.started = out, total, 0
+        if self.bar is not None:
+            self.overall = self.bar.add_task("claims", total=total)
+            self.step = self.bar.add_task("", total=None, visible=False)
 
     def on_start(self, claim) -> None:
         self.started += 1
@@ -157,28 +160,13 @@ class ClaimProgress:
         self.console.print(line, soft_wrap=True)
 
 
-class StepProgress:
+class StepProgress(_Bar):
     """The progress of a long command (`bench`): a bar on a terminal, nothing otherwise."""
 
     def __init__(self, out: Output, description: str):
-        self.bar: Progress | None = None
-        if out.isatty():
-            self.bar = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                console=out.console(),
-                transient=True,
-            )
+        super().__init__(out, elapsed=False)
+        if self.bar is not None:
             self.task = self.bar.add_task(description, total=None)
-
-    @contextlib.contextmanager
-    def shown(self) -> Iterator[StepProgress]:
-        if self.bar is None:
-            yield self
-            return
-        with self.bar:
-            yield self
 
     def update(self, description: str, done: int, total: int) -> None:
         if self.bar is not None:

@@ -7,8 +7,7 @@ the curves show what each objective does to the other.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from infonorm._threads import one_thread
 from infonorm.mutual_information import MMILoss, mutual_information
 
 OBJECTIVES = ("cross_entropy", "mmi")
@@ -41,20 +41,6 @@ def loss_function(objective: str) -> Callable[[torch.Tensor, torch.Tensor], torc
 def recorded_steps(steps: int, points: int) -> set[int]:
     """About `points` steps from 0 to `steps` (the state after the last update) inclusive."""
     return set(np.linspace(0, steps, min(points, steps + 1)).round().astype(int).tolist())
-
-
-@contextmanager
-def one_thread() -> Iterator[None]:
-    """Run torch on one thread, then restore the count. The steps here are tiny (a few
-    hundred examples, a linear model): more threads cost more in handing work over than
-    they bring, and on a busy machine a thread waiting for a core stalls every step (8
-    binary runs: 5 s on one thread, 39 s on two, with other work on both cores)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def train(
