@@ -193,7 +193,9 @@ def render() -> str:
         "runs (table above). A link to a folder is written through and stays a link; a link "
         "to nowhere gets its folder. A run that fails (disk full), is interrupted (Ctrl-C, "
         "exit 130), or stopped by SIGTERM (143) or SIGHUP (129) removes its hidden folder and "
-        "leaves the previous report as it was, with one line on stderr. Four runs writing to "
+        "leaves the previous report as it was, with one line on stderr; a run killed outright "
+        "(SIGKILL, the OOM killer) cannot, and the next run to write to DIR removes its hidden "
+        "folder once no process holds it and it is a minute old. Four runs writing to "
         "one DIR at once all exit 0 and the last to finish wins: every file of the report "
         "comes from that run, nothing else is left. A file named like the report's that "
         "appears in a non-report DIR while the claims run is not overwritten (exit 1).",

@@ -278,3 +278,45 @@ def test_four_runs_into_one_folder_last_wins_with_nothing_left_over(tmp_path):
     assert sorted(_tree(tmp_path)) == ["0.ready", "1.ready", "2.ready", "3.ready", "go", "r"] + [
         f"r/{name}" for name in REPORT_FILES
     ]
+
+
+def test_a_killed_runs_staging_folder_is_removed_by_the_next_run(quick, capsys):
+    # SIGKILL, which no handler sees, leaves the half-written hidden folder behind; the next
+    # run removes it once nothing holds it, and never one that a live run holds
+    import fcntl
+
+    _reproduce(capsys, "--out", "r")
+    staging = infonorm.quiz.report.STAGING_PREFIX
+    killed, writing, fresh = (quick / "r" / f"{staging}{name}" for name in ("k", "w", "f"))
+    for folder in (killed, writing, fresh):
+        (folder / "figures").mkdir(parents=True)
+        (folder / "figures" / "a.svg").write_text("<svg/>")
+    long_ago = time.time() - 2 * infonorm.quiz.report.ABANDONED_AFTER_S
+    for folder in (killed, writing):
+        os.utime(folder, (long_ago, long_ago))
+    held = os.open(writing, os.O_RDONLY)
+    try:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        code, _ = _reproduce(capsys, "--out", "r", "--seed", "3")
+    finally:
+        os.close(held)
+    assert code == 0
+    assert not killed.exists()
+    assert (writing / "figures" / "a.svg").exists()  # a live run's, however old
+    assert (fresh / "figures" / "a.svg").exists()  # too recent to judge
+    assert _report_of(quick / "r")["seed"] == 3
+
+
+def test_a_real_sigkill_leaves_nothing_after_the_next_run(tmp_path):
+    ready = tmp_path / "ready"
+    killed = _start(tmp_path, "reproduce", "--out", "r", ready=ready, hold=True)
+    _wait_for(ready, killed)
+    killed.kill()  # SIGKILL, while the report is half-written
+    killed.wait()
+    [left] = (tmp_path / "r").glob(f"{infonorm.quiz.report.STAGING_PREFIX}*")
+    long_ago = time.time() - 2 * infonorm.quiz.report.ABANDONED_AFTER_S
+    os.utime(left, (long_ago, long_ago))
+    again = _start(tmp_path, "reproduce", "--out", "r")
+    assert again.wait(timeout=120) == 0, again.communicate()[1]
+    assert not left.exists()
+    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == REPORT_FILES

@@ -9,7 +9,9 @@ folder the last wins whole), each file is renamed into place, replacing its prev
 atomically, and the files the previous report wrote that this one does not (the figures of
 problems not rerun) are removed. meta.json lists the files the report wrote (its "files"):
 that list is how the next run knows what is its own. A run that fails or is interrupted
-before that point removes its hidden folder and leaves the previous report as it was.
+before that point removes its hidden folder and leaves the previous report as it was; the
+hidden folder of a run killed outright (SIGKILL) is removed by the next run that writes
+there, once no process holds it.
 
 A folder is a previous report when its meta.json is one that infonorm wrote. Anywhere else,
 a file or folder named like one of the report's own (index.html, claims.json, meta.json,
@@ -25,6 +27,7 @@ import secrets
 import shutil
 import signal
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -45,6 +48,10 @@ __all__ = ["OWN_NAMES", "check_destination", "write_report"]
 # these belongs to someone else
 OWN_NAMES = ("index.html", "claims.json", "meta.json", "figures")
 STAGING_PREFIX = ".infonorm-report-"
+# the folder made and removed at once to see whether the destination can be written
+PROBE_PREFIX = ".infonorm-probe-"
+# a staging folder that no run holds and that has not changed for this long is abandoned
+ABANDONED_AFTER_S = 60
 # signals whose handlers would interrupt the renames halfway; held back until they are done
 _DEFERRED = tuple(
     getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
@@ -83,8 +90,9 @@ def write_report(
     staging = None
     try:
         staging = _new_folder(folder, STAGING_PREFIX)
-        files = _stage(results, meta, staging)
-        _install(staging, folder, out, files)
+        with _held(staging):
+            files = _stage(results, meta, staging)
+            _install(staging, folder, out, files)
     except BaseException:
         if staging is not None:
             shutil.rmtree(staging, ignore_errors=True)
@@ -166,7 +174,7 @@ def _check_writable(folder: Path, out: Path) -> None:
     """OSError unless a new entry can be made in `folder` (tried for real, as permission
     bits do not tell root or read-only mounts)."""
     try:
-        Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=folder)).rmdir()
+        Path(tempfile.mkdtemp(prefix=PROBE_PREFIX, dir=folder)).rmdir()
     except OSError as error:
         raise OSError(f"out {out} cannot be written: {folder}: {error.strerror}") from None
 
@@ -226,6 +234,28 @@ def _install(staging: Path, folder: Path, out: Path, files: list[str]) -> None:
             if path.is_file() or path.is_symlink():
                 path.unlink()
         _remove_empty_folders(staging, folder)
+        _remove_abandoned_staging(folder, staging)
+
+
+def _remove_abandoned_staging(folder: Path, own: Path) -> None:
+    """The staging folders of runs that were killed outright (SIGKILL, the OOM killer, a
+    power cut), which no handler could remove: each run holds a lock on its own staging
+    folder while it writes, which the system releases when the process dies. One that can
+    be locked, and was last changed over a minute ago, has no run writing into it."""
+    if fcntl is None:
+        return
+    for path in folder.glob(f"{STAGING_PREFIX}*"):
+        if path == own or not path.is_dir() or path.is_symlink():
+            continue
+        with contextlib.suppress(OSError):
+            if time.time() - path.stat().st_mtime < ABANDONED_AFTER_S:
+                continue
+            descriptor = os.open(path, os.O_RDONLY)
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                shutil.rmtree(path, ignore_errors=True)
+            finally:
+                os.close(descriptor)
 
 
 def _remove_empty_folders(staging: Path, folder: Path) -> None:
@@ -239,16 +269,21 @@ def _remove_empty_folders(staging: Path, folder: Path) -> None:
 
 
 @contextlib.contextmanager
-def _locked(folder: Path) -> Iterator[None]:
+def _locked(folder: Path, flags: int = 0) -> Iterator[None]:
     if fcntl is None:
         yield
         return
     descriptor = os.open(folder, os.O_RDONLY)
     try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        fcntl.flock(descriptor, fcntl.LOCK_EX | flags)
         yield
     finally:
         os.close(descriptor)
+
+
+def _held(staging: Path) -> contextlib.AbstractContextManager[None]:
+    """This run's lock on its staging folder: it is being written, not abandoned."""
+    return _locked(staging, fcntl.LOCK_NB if fcntl is not None else 0)
 
 
 @contextlib.contextmanager
