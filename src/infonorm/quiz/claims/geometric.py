@@ -172,7 +172,7 @@ def check_minimizer(ctx: Context) -> Evidence:
                 best.x,
                 1e-6,
                 reference="scipy.optimize.minimize_scalar",
-                label="scipy's minimizer",
+                label=f"scipy's minimizer, {population.name}",
             )
         )
         # our gradient fit on a sample of the population, against μ̂/(μ̂ + 1) of that sample
@@ -185,7 +185,7 @@ def check_minimizer(ctx: Context) -> Evidence:
                 1e-6,
                 reference="infonorm's geometric.fit(method='gradient'), a cross-check inside "
                 "infonorm: Newton steps on autograd derivatives of the empirical cross-entropy",
-                label="infonorm's gradient fit",
+                label=f"infonorm's gradient fit, {population.name}",
             )
         )
         paths.append({"population": population.name, "mu": fitted.mu, "path": fitted.path})
@@ -232,8 +232,22 @@ def check_derivatives(ctx: Context) -> Evidence:
             printed_second.append(1 / (1 - lam) ** 2 + mu / lam**2)
     return combine(
         [
-            within(printed_first, auto_first, 1e-9, relative=True, reference="torch.autograd"),
-            within(printed_second, auto_second, 1e-9, relative=True, reference="torch.autograd"),
+            within(
+                printed_first,
+                auto_first,
+                1e-9,
+                relative=True,
+                reference="torch.autograd",
+                label="first derivative",
+            ),
+            within(
+                printed_second,
+                auto_second,
+                1e-9,
+                relative=True,
+                reference="torch.autograd",
+                label="second derivative",
+            ),
         ],
         reference="torch.autograd through torch.distributions.Geometric (first and second "
         "derivative)",
