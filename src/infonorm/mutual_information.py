@@ -93,7 +93,7 @@ from infonorm._distributed import (
     check_group,
     undo_gradient_average,
 )
-from infonorm._validation import check_dense, check_has_values
+from infonorm._validation import check_choice, check_dense, check_has_values
 
 __all__ = [
     "MMILoss",
@@ -139,10 +139,7 @@ def _check_arguments(
         )
     if validate is not None and not isinstance(validate, bool):
         raise TypeError(f"validate must be True, False or None, got {type(validate).__name__}")
-    if backend not in _BACKENDS:
-        raise ValueError(
-            f"backend must be one of {', '.join(map(repr, _BACKENDS))}; got {backend!r}"
-        )
+    check_choice(backend, "backend", _BACKENDS)
     _check_input(input, probs, group)
     _check_target(target, input)
 
@@ -657,21 +654,15 @@ def _joint_float64(
     for its entropies; values checked on the host."""
     x = x.double()
     if target.dim() == 2:
-        layout = _label_rows(target, torch.float64)
-        S, s = _joint_of_label_rows(x, layout.Pop, probs)
+        label_rows = _label_rows(target, torch.float64)
+        S, s = _joint_of_label_rows(x, label_rows.Pop, probs)
         _check_predictions(s, validate=True)
-        return S, s, S.new_zeros(()), layout.n, layout.N
+        return S, s, S.new_zeros(()), label_rows.n, label_rows.N
     layout = _layout(*x.shape, "torch")
-    C, (R, singles) = x.shape[1], layout
-    layout = _class_index_rows(target, C, layout, ignore_index, torch.float64)
-    _check_examples(layout.N, ignore_index, validate=True)
-    if probs:
-        joint, sum_single = _joint_of_probabilities(x, layout.rows, R, singles=singles)
-    else:
-        joint, _lse, sum_single = _joint_of_logits(x, layout.rows, R, singles=singles)
-    s = _column_sums(joint)
+    rows_of_S = _class_index_rows(target, x.shape[1], layout, ignore_index, torch.float64)
+    S, s, _, _, sum_single = _class_index_sums(x, rows_of_S.rows, layout, probs, "torch", None)
     _check_predictions(s, validate=True)
-    return joint[:R], s, sum_single, layout.counts.double(), layout.N
+    return S, s, sum_single, rows_of_S.counts.double(), rows_of_S.N
 
 
 # ---------------------------------------------------------------------------- I and Λ
@@ -784,7 +775,12 @@ def _gradient_of_logits(
 
 
 def _gradient_of_probabilities(
-    Q_in: torch.Tensor, rows: torch.Tensor, table: torch.Tensor, scale: torch.Tensor
+    Q_in: torch.Tensor,
+    rows: torch.Tensor,
+    table: torch.Tensor,
+    scale: torch.Tensor,
+    *,
+    singles: bool = True,
 ) -> torch.Tensor:
     """dQ = scale · G with G[b] = N ∂I/∂Q[b]: table[rows_b] (`_finish_table`: Λ[rows_b], 0
     for an ignored example) plus ln Q[b] for a single example, whose G is 0 where
@@ -793,8 +789,12 @@ def _gradient_of_probabilities(
     R = table.shape[0] - 2
     dtype = table.dtype
     index = _joint_index(rows, R)
-    single = (rows == -2).unsqueeze(1)
     dQ = torch.empty_like(Q_in, memory_format=torch.contiguous_format)
+    if not singles:  # no example is alone with its label: G is the table's row
+        for a, b in _chunks(B, _chunk_rows(B, C, Q_in.device)):
+            dQ[a:b] = table[index[a:b]].mul_(scale)
+        return dQ
+    single = (rows == -2).unsqueeze(1)
     tiny = torch.finfo(dtype).tiny
     for a, b in _chunks(B, _chunk_rows(B, C, Q_in.device)):
         Q = Q_in[a:b].to(dtype)
@@ -929,7 +929,7 @@ def _backward(
     if target.dim() == 2:
         return _gradient_of_label_rows(x, target.to(Lam.dtype), Lam, scale, probs)
     if probs:
-        return _gradient_of_probabilities(x, sums.rows, Lam, scale)
+        return _gradient_of_probabilities(x, sums.rows, Lam, scale, singles=singles)
     if backend == "triton":
         return _kernels().backward(x, sums.rows, sums.lse, Lam, sums.ln_s, scale)
     return _gradient_of_logits(x, sums.rows, sums.lse, Lam, scale, singles=singles)
@@ -953,7 +953,7 @@ def _information_composite(
         R = _layout(B, C, "triton").R  # either layout gives the same I
         layout = _class_index_rows(target, C, Layout(R, True), ignore_index, dtype)
         joint = Q.new_zeros(R + 2, C).index_add(0, _joint_index(layout.rows, R), Q)
-        S, s = joint[:R], joint[:R].sum(0) + joint[R + 1]
+        S, s = joint[:R], _column_sums(joint)
         single = (_xlogx(Q).sum(1) * (layout.rows == -2)).sum()
     N = layout.N.to(dtype)
     terms = _xlogx(S).sum() + single - torch.xlogy(S.sum(1), layout.n).sum() - _xlogx(s).sum()

@@ -319,6 +319,8 @@ def test_matched_accuracy_refuses_bad_labels(pred, target, error, match):
 @pytest.mark.parametrize("probs", [False, True], ids=["logits", "probs"])
 @pytest.mark.parametrize("kind", ["indices", "distinct", "rows"])
 def test_gradgradcheck_float64(kind, probs):
+    # a double backward connected to the input, numerically consistent with itself; whether
+    # its formula is I's is the Hessian test's to say (below)
     # class indices: one label alone, one repeated, one example ignored
     x, target = _inputs(5, 6, kind, probs, seed=11, spread=1.0)
     if kind == "indices":
@@ -329,7 +331,8 @@ def test_gradgradcheck_float64(kind, probs):
 
 @pytest.mark.parametrize("probs", [False, True], ids=["logits", "probs"])
 @pytest.mark.parametrize("kind", ["indices", "distinct", "rows"])
-def test_hessian_equals_the_float64_references(kind, probs, chunk):
+def test_hessian_equals_the_float64_references(kind, probs):
+    # differentiating twice goes through the composite, which never chunks
     x, target = _inputs(6, 7, kind, probs, seed=12, spread=2.0)
     hessian = torch.autograd.functional.hessian(
         lambda t: mutual_information(t, target, probs=probs), x
