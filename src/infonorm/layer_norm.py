@@ -489,7 +489,7 @@ def _aten_backward(
     *,
     activation: str,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(L.grad, A.grad, B.grad) per position: G = L̃.grad act'(z) by the hand σ', then
+    """(L.grad, A.grad, B.grad) per position: G = L̃.grad act'(z) by the hand act', then
     ATen's fused layer-norm backward of G (the operator saves x only, so z is rebuilt)."""
     dtype = _compute_dtype(x)
     L, dY, A_, B_ = x.to(dtype), dy.to(dtype), A.to(dtype), B.to(dtype)

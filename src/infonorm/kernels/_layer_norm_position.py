@@ -3,7 +3,7 @@
 Used for scope="position" when a row fits in registers (I up to a few thousand); longer
 rows go through the split kernels of `_layer_norm_split`. Notation of `infonorm.layer_norm`:
 a row L[i], i < I, of one position; μ and rstd = 1/σ its statistics; h = (L − μ) rstd;
-z = A h + B; y = σ(z); G = dy σ'(z).
+z = A h + B; y = act(z); G = dy act'(z).
 
 - `_layer_norm_fwd`: one pass over x. A program normalizes tiles of BLOCK_R rows; μ and the
   variance come from the registers (mean first, then the mean of (L − μ)²: exact two-pass
@@ -110,12 +110,12 @@ def _normalize_rows(
     x = x.to(tl.float32)
     # μ = (1/I) Σ_i L[i]
     mu = tl.sum(x, axis=1) / I
-    # σ² = (1/I) Σ_i (L[i] − μ)², from the registers (no second read of memory)
+    # var = (1/I) Σ_i (L[i] − μ)², from the registers (no second read of memory)
     d = tl.where(mask, x - mu[:, None], 0.0)
     var = tl.sum(d * d, axis=1) / I
-    # rstd = 1/sqrt(σ² + eps) (1 for rows past R, which are never stored)
+    # rstd = 1/sqrt(var + eps) (1 for rows past R, which are never stored)
     rstd = 1.0 / tl.sqrt(tl.where(row_ok, var + eps, 1.0))
-    # y = σ(A h + B), h = (L − μ) rstd
+    # y = act(A h + B), h = (L − μ) rstd
     y = activation(a * (d * rstd[:, None]) + b, ACTIVATION)
     tl.store(Y + _offsets(rows, cols, y_strides), y, mask=mask)
     tl.store(MEAN + rows, mu, mask=row_ok)
@@ -216,7 +216,7 @@ def _layer_norm_fwd_looped(
         x = tl.load(x_row + cols * x_strides[1], mask=col_ok, other=0.0).to(tl.float32)
         a = tl.load(A + cols, mask=col_ok, other=0.0).to(tl.float32)
         b = tl.load(B + cols, mask=col_ok, other=0.0).to(tl.float32)
-        # y = σ(A (L − μ) rstd + B)
+        # y = act(A (L − μ) rstd + B)
         y = activation(a * ((x - mu) * rstd) + b, ACTIVATION)
         tl.store(y_row + cols * y_strides[1], y, mask=col_ok)
 
@@ -280,7 +280,7 @@ def _row_tile_backward(
         a, b = ab
     # h = (L − μ) rstd; z = A h + B
     h = (x.to(tl.float32) - mu[:, None]) * rstd[:, None]
-    # G = dy σ'(z); zero wherever dy was masked to zero
+    # G = dy act'(z); zero wherever dy was masked to zero
     G = dy.to(tl.float32) * activation_derivative(a * h + b, ACTIVATION)
     # dB[i] += Σ G, dA[i] += Σ G h (over this program's rows)
     dA_acc += G * h

@@ -3,7 +3,7 @@
 x is seen as (R, T, I): R independent groups ("layers"), each normalized over its T·I
 elements. scope="layer" is (R, T, I) itself; scope="position" with rows too long for
 registers is (R, 1, I). Notation of `infonorm.layer_norm`: μ, rstd = 1/σ per layer;
-h = (L − μ) rstd; z = A h + B; G = dy σ'(z); N = T·I.
+h = (L − μ) rstd; z = A h + B; G = dy act'(z); N = T·I.
 
 Each layer is cut into C = CT·CI *units*: CHUNK_T consecutive rows t (CT = ⌈T/CHUNK_T⌉ of
 them) times one block of BLOCK_I columns i (CI = ⌈I/BLOCK_I⌉), numbered layer-major,
@@ -149,7 +149,7 @@ def _layer_norm_fwd_split(
         mask = (rows < t_end)[:, None] & col_ok[None, :]
         x_offsets = _offsets(rows, cols, _in_layer(x_strides))
         x = tl.load(x_layer + x_offsets, mask=mask, other=0.0).to(tl.float32)
-        # y = σ(A (L − μ) rstd + B)
+        # y = act(A (L − μ) rstd + B)
         y = activation(a * ((x - mu) * rstd) + b, ACTIVATION)
         tl.store(y_layer + _offsets(rows, cols, _in_layer(y_strides)), y, mask=mask)
 
@@ -181,7 +181,7 @@ def _load_tile_pair(
 def _add_unit_tile(loaded, mu, rstd, a, b, sum_GA, sum_GAh, ACTIVATION: tl.constexpr):
     """The running Σ G A and Σ G A h with one tile's added."""
     dy, x = loaded
-    # h = (L − μ) rstd, G = dy σ'(A h + B) (zero where dy was masked)
+    # h = (L − μ) rstd, G = dy act'(A h + B) (zero where dy was masked)
     h = (x.to(tl.float32) - mu) * rstd
     GA = dy.to(tl.float32) * activation_derivative(a * h + b, ACTIVATION) * a
     return sum_GA + GA, sum_GAh + GA * h
@@ -314,7 +314,7 @@ def _row_block_backward(
 ):
     """Writes dx of row block v; returns the accumulators with its G h and G added."""
     dy, x, mu, rstd, mean_GA, mean_GAh = loaded
-    # h = (L − μ) rstd, G = dy σ'(A h + B)
+    # h = (L − μ) rstd, G = dy act'(A h + B)
     h = (x.to(tl.float32) - mu) * rstd
     G = dy.to(tl.float32) * activation_derivative(a * h + b, ACTIVATION)
     # dB[i] += Σ G, dA[i] += Σ G h

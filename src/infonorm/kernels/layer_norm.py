@@ -7,10 +7,10 @@ TRITON_INTERPRET=1):
     forward(x, A, B, *, scope, activation, eps, tuning=None)            -> (y, mean, rstd)
     backward(dy, x, A, B, mean, rstd, *, scope, activation, tuning=None) -> (dx, dA, dB)
 
-with y = σ(A (x − μ) rstd + B), rstd = 1/sqrt(var + eps), var the biased (1/N) variance over
+with y = act(A (x − μ) rstd + B), rstd = 1/sqrt(var + eps), var the biased (1/N) variance over
 the last dim (scope="position") or the last two dims (scope="layer"), mean and rstd float32
 of the statistics' shape, y and dx in x's dtype, dA in A's dtype and dB in B's dtype
-(summed in float32). With G = dy σ'(A h + B) and h = (x − μ) rstd:
+(summed in float32). With G = dy act'(A h + B) and h = (x − μ) rstd:
 
     dB[i] = Σ G,  dA[i] = Σ G h  (over everything but i)
     dx    = rstd (G A − mean(G A) − h mean(G A h))  (means over the statistic's N elements)
@@ -52,6 +52,7 @@ from infonorm.kernels._layer_norm_config import (
     RowConfig,
     SplitConfig,
     Tuning,
+    cdiv,
     pow2,
     row_config,
     split_config,
@@ -89,7 +90,7 @@ def forward(
     eps: float,
     tuning: Tuning | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(y, mean, rstd): y = σ(A (x − μ) rstd + B) in x's dtype, μ and rstd float32 of shape
+    """(y, mean, rstd): y = act(A (x − μ) rstd + B) in x's dtype, μ and rstd float32 of shape
     x.shape[:-2] (scope="layer") or x.shape[:-1] (scope="position")."""
     _check(x, A, B, scope=scope, activation=activation)
     tuning = DEFAULT if tuning is None else tuning
@@ -361,4 +362,4 @@ def _sum_partials(dA_partial, dB_partial, dA, dB, tuning: Tuning) -> None:
     block_n = min(256 if _INTERPRETED else 32, pow2(I))
     meta = {"BLOCK_P": min(64, pow2(P)), "BLOCK_N": block_n, "num_warps": 4}
     args = (dA_partial, dB_partial, dA, dB, P, I)
-    launch(_sum_partial_rows, (-(-I // block_n),), args, meta, direct=_direct(tuning))
+    launch(_sum_partial_rows, (cdiv(I, block_n),), args, meta, direct=_direct(tuning))

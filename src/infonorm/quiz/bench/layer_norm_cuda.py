@@ -32,7 +32,6 @@ what the figures are held against is in docs/benchmarks.md.
 
 from __future__ import annotations
 
-import inspect
 import math
 import os
 import time
@@ -111,7 +110,7 @@ def _dtype(dtype: torch.dtype) -> str:
 
 def minimal_bytes(shape: tuple[int, ...], dtype: torch.dtype, passes: int) -> int:
     """Bytes of `passes` passes over a tensor of `shape` and `dtype` (A, B, μ, σ neglected)."""
-    return passes * math.prod(shape) * torch.empty((), dtype=dtype).element_size()
+    return passes * math.prod(shape) * dtype.itemsize
 
 
 def tb_per_s(nbytes: float, ms: float | None) -> float | None:
@@ -440,12 +439,10 @@ def run_block(shape: tuple[int, int, int] = BLOCK_SHAPE, quick: bool = False):
     "reduce-overhead" (CUDA graphs) modes; and notes (why a variant did not run)."""
     from torch import nn
 
-    blocks, notes = {"nn.LayerNorm": nn.LayerNorm}, []
-    ours = _infonorm_layer_norm()
-    if isinstance(ours, str):
-        notes.append(ours)
-    else:
-        blocks["infonorm.LayerNorm"] = ours
+    import infonorm
+
+    # infonorm.LayerNorm's defaults are nn.LayerNorm's: per position, no activation
+    blocks, notes = {"nn.LayerNorm": nn.LayerNorm, "infonorm.LayerNorm": infonorm.LayerNorm}, []
     features = shape[-1]
     x = torch.randn(shape, device="cuda", dtype=torch.bfloat16)
     dy = torch.randn_like(x)
@@ -463,23 +460,6 @@ def run_block(shape: tuple[int, int, int] = BLOCK_SHAPE, quick: bool = False):
                 row["error"] = repr(exc)[:300]
             rows.append(row)
     return rows, notes
-
-
-def _infonorm_layer_norm():
-    """infonorm.LayerNorm with torch's signature and scope="position", activation=
-    "identity" as a drop-in for nn.LayerNorm, or why it is not available."""
-    import infonorm
-
-    layer_norm = getattr(infonorm, "LayerNorm", None)
-    parameters = inspect.signature(layer_norm).parameters if layer_norm else {}
-    if "normalized_shape" not in parameters or "scope" not in parameters:
-        return "infonorm.LayerNorm does not take (normalized_shape, …, scope=…): block skipped"
-
-    def make(features, device, dtype):
-        options = {"scope": "position", "activation": "identity"}
-        return layer_norm(features, device=device, dtype=dtype, **options)
-
-    return make
 
 
 class _Block(torch.nn.Module):
