@@ -34,13 +34,12 @@ from infonorm.layer_norm import SCOPES, layer_norm, layer_norm_backward, layer_n
 from infonorm.quiz.claims.engine import Claim, Context, Evidence, holds, max_error
 
 F64 = torch.float64
-# the derivation checker's layer: (T, I), T positions t and I neurons i
-SHAPE = (8, 6)
 # the float64 comparisons: relative to the largest |entry| of the true value
 EXACT = 1e-10
 FINITE_DIFFERENCE_STEP = 1e-6
 FINITE_DIFFERENCE_TOLERANCE = 1e-7
-SHOWN = 4  # entries of a vector or matrix shown in the claim's expected/measured
+# entries of a vector or matrix shown in the claim's expected/measured: the checker's
+SHOWN, _shown = backprop.SHOWN, backprop._shown
 
 
 # ---------------------------------------------------------------------------- our implementation
@@ -319,11 +318,6 @@ def _reads(d: backprop.Derivation, u: backprop.Update) -> str:
     given = "given" if u.reads == (d.output,) else "the true adjoints, by autograd"
     values = ", ".join(_symbols(v) for v in u.values)
     return f"{adjoints} ({given}), {values} (forward values)" if values else f"{adjoints} ({given})"
-
-
-def _shown(t: torch.Tensor) -> float | list[float]:
-    """A scalar, or the first few entries of a vector or matrix (row-major)."""
-    return t.item() if t.numel() == 1 else t.flatten()[:SHOWN].tolist()
 
 
 def _brief(shown: float | list[float], numel: int = 1) -> str:
