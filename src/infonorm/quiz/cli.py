@@ -250,7 +250,7 @@ def _reproduce(args: argparse.Namespace, argv: list[str]) -> int:
     meta = _meta(args, argv, time.perf_counter() - started)
     folder = write_report(results, args.out, meta)
     _print_results(out, results, folder)
-    if out.failure is not None and not out.broken_pipe:
+    if out.lost:
         note_line(
             f"warning: standard output failed ({out.failure.strerror or out.failure}); "
             f"the report was written: {folder / 'index.html'}"
@@ -308,7 +308,7 @@ def _version(package: str = "infonorm") -> str:
 
 def _fit(args: argparse.Namespace, argv: list[str]) -> int:
     from infonorm import geometric
-    from infonorm.quiz.counts import read_counts
+    from infonorm.quiz.counts import STDIN, read_counts
 
     counts = read_counts(args.file, args.column)
     fit = geometric.fit(counts.values, method=args.method, weights=counts.frequencies)
@@ -327,7 +327,7 @@ def _fit(args: argparse.Namespace, argv: list[str]) -> int:
         }
         out.write(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
     else:
-        source = "standard input" if args.file == "-" else args.file
+        source = "standard input" if args.file == STDIN else args.file
         title = f"Q_λ fitted to {source}" + (f" [{args.column}]" if args.column else "")
         table = Table(title=title)
         table.add_column("quantity")
@@ -345,7 +345,7 @@ def _fit(args: argparse.Namespace, argv: list[str]) -> int:
 def _check_written(out: Output) -> None:
     """OSError when what was printed is lost for a reason other than a reader that stopped
     reading (`| head`): for `fit` and `bench`, the output is the result."""
-    if out.failure is not None and not out.broken_pipe:
+    if out.lost:
         raise OSError(f"standard output: {out.failure.strerror or out.failure}")
 
 
@@ -355,6 +355,7 @@ def _check_written(out: Output) -> None:
 def _bench(args: argparse.Namespace, argv: list[str]) -> int:
     from infonorm.quiz import bench
     from infonorm.quiz.files import write_text_atomically
+    from infonorm.quiz.report.markup import cell
 
     if args.out is not None:
         _check_output_file(args.out)
@@ -377,7 +378,7 @@ def _bench(args: argparse.Namespace, argv: list[str]) -> int:
     for column in report.columns:
         table.add_column(column, justify="left" if column in report.columns[:2] else "right")
     for row in report.rows:
-        table.add_row(*(_cell(row.get(column)) for column in report.columns))
+        table.add_row(*(cell(row.get(column)) for column in report.columns))
     console = out.console_for(table)
     console.print(table)
     for note in report.notes:
@@ -404,14 +405,6 @@ def _check_output_file(path: Path) -> None:
     if path.is_dir():
         raise UsageError(f"--out {path} is a folder, not a file")
     check_creatable(path, "--out")
-
-
-def _cell(value) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, float):
-        return f"{value:.3g}"
-    return str(value)
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace, list[str]], int]] = {

@@ -60,6 +60,11 @@ class Output:
     def broken_pipe(self) -> bool:
         return isinstance(self.failure, BrokenPipeError)
 
+    @property
+    def lost(self) -> bool:
+        """Output failed for a reason other than a reader that stopped reading (`| head`)."""
+        return self.failure is not None and not self.broken_pipe
+
     def _silence(self, error: OSError) -> None:
         """Keep `error`; point the stream's descriptor at /dev/null, so that the data still
         in its buffer cannot fail again when Python flushes it on the way out."""
@@ -117,10 +122,7 @@ class _Bar:
 
     @contextlib.contextmanager
     def shown(self) -> Iterator[_Bar]:
-        if self.bar is None:
-            yield self
-            return
-        with self.bar:
+        with self.bar or contextlib.nullcontext():
             yield self
 
 

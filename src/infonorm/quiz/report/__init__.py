@@ -182,12 +182,9 @@ def _check_writable(folder: Path, out: Path) -> None:
 def _make_folder(folder: Path) -> bool:
     """Make `folder` (and what leads to it) unless it exists; whether this call made it."""
     try:
-        folder.mkdir()
+        folder.mkdir(parents=True)
     except FileExistsError:
         return False
-    except FileNotFoundError:
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        return _make_folder(folder)
     return True
 
 

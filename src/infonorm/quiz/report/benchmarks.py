@@ -19,7 +19,7 @@ import numpy as np
 from matplotlib import ticker
 
 from infonorm.quiz.report.figures import COLORS, Figures, Key
-from infonorm.quiz.report.markup import table
+from infonorm.quiz.report.markup import cell, table
 
 OPS = {"layer_norm": "layer norm", "mutual_information": "mutual information"}
 DEVICES = {"cpu": "CPU", "cuda": "GPU"}
@@ -102,7 +102,7 @@ def _result(op: str, device: str, record: dict[str, Any], fig: Figures) -> str:
     notes = "".join(
         f"<li>{escape(n)}</li>" for n in record.get("notes", []) if not _VERDICT_NOTE.search(n)
     )
-    body = [[_cell(row.get(c)) for c in columns] for row in rows]
+    body = [[cell(row.get(c)) for c in columns] for row in rows]
     return (
         f"<h3 id='bench-{op}-{device}'>{escape(title)}</h3>"
         f"<p class='recorded'>Recorded {escape(str(env.get('date', 'on an unknown date')))} on "
@@ -196,11 +196,3 @@ def _time_chart(
         keys=[Key(COLORS[j], c.removesuffix(" ms"), "dot") for j, c in enumerate(timed)],
         alt=f"time per call of {title}",
     )
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, float):
-        return f"{value:.3g}"
-    return str(value)

@@ -119,7 +119,8 @@ def atoms(latex: str) -> list[str]:
 
 
 def _atom(tokens: list[str], i: int) -> tuple[str, int]:
-    parts, i = [_base(tokens, i)[0]], _base(tokens, i)[1]
+    base, i = _base(tokens, i)
+    parts = [base]
     while i < len(tokens) and tokens[i] in ("'", "_", "^"):
         mark = tokens[i]
         if mark == "'":

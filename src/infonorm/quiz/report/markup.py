@@ -45,6 +45,15 @@ def details_of(entries: dict[str, dict[str, Any]], claim_id: str) -> dict[str, A
     return entries[claim_id]["details"] if claim_id in entries else {}
 
 
+def cell(value: Any) -> str:
+    """A benchmark figure in a table: 3 significant digits, — where there is none."""
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return str(value)
+
+
 def evidence_summary(entry: dict[str, Any]) -> str:
     """One sentence, plain text, on how a claim was decided.
 
